@@ -1,0 +1,131 @@
+"""A loaded model ready for interaction: features, forward with every intermediate, probabilities.
+
+The server keeps one :class:`Predictor` per model for its whole life (d-DeVIS reloaded the
+model from disk on every request); every call goes through one jitted, shape-bucketed forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.features import FeatureParams, features_batch
+
+
+@dataclass
+class Predictor:
+    """A checkpointed classifier with its feature parameters and a compiled forward.
+
+    Attributes:
+      model: the flax nnx module (eval mode).
+      metadata: the checkpoint's ``metadata.json``.
+      params: feature parameters the model was trained with.
+      forward: :class:`engine.forward.Forward` returning logits, probs and intermediates.
+    """
+
+    model: Any
+    metadata: dict
+    params: FeatureParams
+    forward: Any
+    directory: str = ""
+    _extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Predictor":
+        """Load a checkpoint folder (raises ``CheckpointError`` with the remedy when broken)."""
+        from engine.forward import make_forward
+        from models.checkpoint import load_checkpoint
+
+        model, metadata = load_checkpoint(directory)
+        params = FeatureParams.from_dict(metadata["features"])
+        model.eval()
+        fwd = make_forward(model, floor=params.floor)
+        return cls(model=model, metadata=metadata, params=params, forward=fwd,
+                   directory=str(directory))
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.metadata["labels"])
+
+    @property
+    def arch(self) -> str:
+        return str(self.metadata["arch"])
+
+    def features(self, waves: np.ndarray) -> np.ndarray:
+        """``(n, samples)`` prepared waveforms → ``(n, freq, time)`` features."""
+        return features_batch(np.atleast_2d(waves), self.params)
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Forward features ``(n, freq, time)``: ``(probs (n, classes), intermediates)``."""
+        if self.arch == "frame_mlp":
+            return self._run_frames(x)
+        logits, acts = self.forward(x)
+        return np.asarray(acts.get("probs", _softmax(logits))), acts
+
+    def _run_frames(self, x: np.ndarray):
+        # A frame model classifies every context window; the utterance's probabilities are
+        # the mean of its frames' probabilities (frame-level activations are kept per frame).
+        from models.architectures import frame_windows
+        from models.fit import FRAME_CONTEXT
+
+        w = np.asarray(frame_windows(x, context=FRAME_CONTEXT, hop=1))
+        n, t = w.shape[:2]
+        logits, acts = self.forward(w.reshape(n * t, *w.shape[2:]))
+        probs = _softmax(np.asarray(logits)).reshape(n, t, -1)
+        acts = {k: np.asarray(v).reshape(n, t, *np.asarray(v).shape[1:]) for k, v in acts.items()}
+        return probs.mean(axis=1), acts
+
+    def predict_waves(self, waves: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, classes)`` of prepared waveforms."""
+        probs, _ = self.run(self.features(waves))
+        return probs
+
+    def predict_files(self, paths: list[str]) -> list[dict]:
+        """One record per file: probabilities of every class, or the reason it failed."""
+        from data.audio import AudioError, prepare_wave
+
+        out = []
+        for path in paths:
+            try:
+                wave = prepare_wave(path, self.params, name=Path(path).name)
+            except AudioError as exc:
+                out.append({"file": str(path), "error": str(exc)})
+                continue
+            probs = self.predict_waves(wave[None])[0]
+            out.append(prediction_record(str(path), probs, self.labels))
+        return out
+
+
+def prediction_record(name: str, probs: np.ndarray, labels: list[str]) -> dict:
+    """JSON-friendly prediction: top class, its probability, every class's probability."""
+    order = np.argsort(-probs)
+    return {"file": name, "top": labels[int(order[0])], "probability": float(probs[order[0]]),
+            "probs": {labels[i]: float(probs[i]) for i in order}}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def named_weights(model) -> dict[str, np.ndarray]:
+    """Trainable arrays of a flax nnx module by dotted path, e.g. ``convs.0.kernel``."""
+    from flax import nnx
+
+    state = nnx.state(model, nnx.Param)
+    flat = state.flat_state() if hasattr(state, "flat_state") else nnx.to_flat_state(state)
+    out = {}
+    for path, leaf in flat:
+        value = getattr(leaf, "value", leaf)
+        out[".".join(str(p) for p in path)] = np.asarray(value)
+    return out
+
+
+def layer_parameters(model) -> dict[str, np.ndarray]:
+    """Weights grouped per layer (kernels only, biases and norms left out) for histograms."""
+    return {name.rsplit(".", 1)[0]: w for name, w in named_weights(model).items()
+            if name.endswith("kernel")}

@@ -1,0 +1,100 @@
+"""The Panel server: one shared, compiled model; one page set per browser session."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+
+import panel as pn
+
+from serve.config import LOOPBACK, THREADS, Limits
+
+
+class Shared:
+    """What all sessions share: the loaded predictor (read-only) and the limits."""
+
+    def __init__(self, model_dir: str | Path, limits: Limits | None = None):
+        from engine.predictor import Predictor
+
+        self.predictor = Predictor.load(model_dir)
+        self.limits = limits or Limits.from_env()
+        self.model_dir = str(model_dir)
+        self._items = None
+        self._warm()
+
+    def corpus_items(self) -> list:
+        """Test-split items of the model's corpus, for the sidebar's picker ([] if unavailable)."""
+        if self._items is None:
+            from data.corpora import open_corpus
+
+            try:
+                corpus = open_corpus(self.predictor.metadata.get("corpus", ""), progress=False)
+                self._items = list(corpus.split("test"))
+            except (ValueError, OSError):
+                self._items = []
+        return self._items
+
+    def _warm(self) -> None:
+        # Compile the batch-1 forward now so the first upload in a session answers quickly.
+        import numpy as np
+
+        p = self.predictor.params
+        rng = np.random.default_rng(0)
+        self.predictor.run(self.predictor.features(rng.normal(0, 0.1, (1, p.n_samples))))
+
+
+def build_session(shared: Shared):
+    """The page tree of one browser session."""
+    from serve.pages import build_pages
+
+    return build_pages(shared)
+
+
+def check_bind(address: str, allow_websocket_origin: list[str]) -> None:
+    """Refuse to listen beyond loopback unless the allowed websocket origins are named."""
+    if address in LOOPBACK:
+        return
+    try:
+        if ipaddress.ip_address(address).is_loopback:
+            return
+    except ValueError:
+        pass
+    if not allow_websocket_origin:
+        raise ValueError(
+            f"serving on {address} exposes the app beyond this machine; name the allowed "
+            "origins with --allow-websocket-origin HOST:PORT (and consider --basic-auth)")
+
+
+def _basic_auth(value: str | None):
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_file():
+        users = json.loads(path.read_text())
+        if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
+            raise ValueError(f"{value}: basic-auth file must be a JSON object of user: password")
+        return str(path)
+    return value
+
+
+def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
+          allow_websocket_origin: list[str] | None = None, basic_auth: str | None = None,
+          show: bool = False, start: bool = True):
+    """Start the server (blocking when ``start``); returns the bokeh ``Server``."""
+    origins = list(allow_websocket_origin or [])
+    check_bind(address, origins)
+    shared = Shared(model_dir)
+    pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
+    pn.config.nthreads = THREADS
+    if not origins:
+        origins = [f"{h}:{port}" for h in ("localhost", "127.0.0.1")]
+    auth = _basic_auth(basic_auth)
+    kwargs = {"basic_auth": auth, "cookie_secret": os.urandom(24).hex()} if auth else {}
+    print(f"hearsight: serving {shared.predictor.arch} from {model_dir} "
+          f"at http://{address}:{port}/", flush=True)
+    return pn.serve({"/": lambda: build_session(shared)}, port=port, address=address,
+                    websocket_origin=origins, show=show, start=start, title="hearsight",
+                    websocket_max_message_size=shared.limits.websocket_bytes,
+                    threaded=False, **kwargs)

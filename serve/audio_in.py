@@ -1,0 +1,117 @@
+"""The sidebar every page shares: upload, record, pick a corpus item, or synthesise a word."""
+
+from __future__ import annotations
+
+import panel as pn
+
+from serve.recorder import Recorder
+
+ACCEPT = ".wav,.flac,.ogg,.mp3,.WAV,.FLAC,.OGG,.MP3"
+
+
+class AudioIn:
+    """Widgets that bring audio into a :class:`serve.session.Session`."""
+
+    def __init__(self, session):
+        self.session = session
+        self.upload = pn.widgets.FileInput(accept=ACCEPT, multiple=False, name="Upload audio",
+                                           css_classes=["hs-upload"])
+        self.upload.param.watch(self._on_upload, "value")
+        self.recorder = Recorder(seconds=1.5, css_classes=["hs-recorder"])
+        self.recorder.param.watch(self._on_record, "value")
+        self.recorder.param.watch(self._on_record_error, "error")
+        self.label = pn.widgets.Select(name="Label", options=["(any)"])
+        self.speaker = pn.widgets.Select(name="Speaker", options=["(any)"])
+        self.item = pn.widgets.Select(name="Corpus item", options=[], css_classes=["hs-item"])
+        self.pick = pn.widgets.Button(name="Load item", button_type="primary")
+        self.word = pn.widgets.TextInput(name="Word to synthesise", placeholder="e.g. seven",
+                                         max_length=40)
+        self.voice = pn.widgets.Select(name="Voice", options=[])
+        self.say = pn.widgets.Button(name="Synthesise", button_type="primary")
+        self.now = pn.pane.Markdown("*No clip yet: upload, record, pick or synthesise one.*",
+                                    css_classes=["hs-now"])
+        self.pick.on_click(self._on_pick)
+        self.say.on_click(self._on_say)
+        self.label.param.watch(self._filter, "value")
+        self.speaker.param.watch(self._filter, "value")
+        session.on_clip(self._show_clip)
+        self._init_corpus()
+        self._init_voices()
+
+    def _init_corpus(self) -> None:
+        self._items = self.session.shared.corpus_items()
+        labels = sorted({it.label for it in self._items})
+        speakers = sorted({it.speaker for it in self._items if it.speaker})
+        self.label.options = ["(any)", *labels]
+        self.speaker.options = ["(any)", *speakers]
+        self._filter()
+
+    def _init_voices(self) -> None:
+        try:
+            from data.synth import list_voices
+
+            voices = list_voices()
+        except Exception as exc:  # the synthesiser is optional for the rest of the app
+            voices = []
+            self.say.disabled = True
+            self.say.name = f"Synthesiser unavailable ({type(exc).__name__})"
+        self.voice.options = list(voices)
+        if voices:
+            self.voice.value = "en-us" if "en-us" in voices else voices[0]
+
+    def _filter(self, *_):
+        items = [it for it in self._items
+                 if self.label.value in ("(any)", it.label)
+                 and self.speaker.value in ("(any)", it.speaker)]
+        self.item.options = {f"{it.label} · {it.speaker or '?'} · {it.id.rsplit('/', 1)[-1]}": it
+                             for it in items[:500]}
+
+    def _on_upload(self, event) -> None:
+        if event.new:
+            self.session.load_bytes(event.new, self.upload.filename or "upload", source="upload")
+
+    def _on_record(self, event) -> None:
+        if not event.new:
+            return
+        try:
+            data = self.recorder.wav_bytes()
+        except ValueError as exc:
+            self.session.error(str(exc))
+            return
+        self.session.load_bytes(data, f"recording-{self.recorder.count}.wav", source="record")
+
+    def _on_record_error(self, event) -> None:
+        if event.new:
+            self.session.error(f"Recording failed: {event.new}. Allow microphone access, or upload a file.")
+
+    def _on_pick(self, _=None) -> None:
+        it = self.item.value
+        if it is None:
+            self.session.error("No corpus item selected: choose a label/speaker, then an item.")
+            return
+        with open(it.path, "rb") as fh:
+            self.session.load_bytes(fh.read(), it.id.rsplit("/", 1)[-1], source="corpus")
+
+    def _on_say(self, _=None) -> None:
+        from data.synth import synthesise_word
+
+        try:
+            wave = synthesise_word(self.word.value.strip(), voice=self.voice.value,
+                                   sample_rate=16000)
+        except ValueError as exc:
+            self.session.error(str(exc))
+            return
+        self.session.load_wave(wave, 16000, f"{self.word.value.strip()} ({self.voice.value})",
+                               source="synth")
+
+    def _show_clip(self, clip) -> None:
+        self.now.object = f"**Current clip:** {clip.name} · {clip.source}"
+
+    def view(self):
+        return pn.Column(
+            self.now, self.session.alert,
+            pn.pane.Markdown("#### Upload (or drop a file)"), self.upload,
+            pn.pane.Markdown("#### Record"), self.recorder,
+            pn.pane.Markdown("#### Corpus"), self.label, self.speaker, self.item, self.pick,
+            pn.pane.Markdown("#### Synthesise"), self.word, self.voice, self.say,
+            sizing_mode="stretch_width")

@@ -1,0 +1,173 @@
+"""Implementations of the CLI sub-commands (kept apart from argument parsing)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from data.dataset import cache_home
+
+DEFAULT_CORPUS = "synth"
+DEFAULT_ARCH = "ddevis_cnn"
+
+
+def default_model_dir() -> Path:
+    """Where the first-run default model (ddevis_cnn on the synth corpus) is cached."""
+    return cache_home() / "models" / f"default-{DEFAULT_ARCH}-{DEFAULT_CORPUS}"
+
+
+def open_corpus_args(spec: str, args=None, *, progress: bool = True):
+    from data.corpora import open_corpus
+
+    kwargs = {}
+    if args is not None and getattr(args, "split_by", "default") != "default":
+        kwargs = {"split_by": args.split_by, "holdout_speaker": args.holdout_speaker}
+    return open_corpus(spec, progress=progress, **kwargs)
+
+
+def ensure_default_model(*, budget_s: float = 90.0, log=print) -> Path:
+    """The default model's folder, synthesising the corpus and training it on first use."""
+    from models.checkpoint import CheckpointError, load_checkpoint
+
+    out = default_model_dir()
+    if (out / "metadata.json").exists():
+        try:
+            load_checkpoint(out)
+            return out
+        except CheckpointError as exc:
+            log(f"cached default model unusable ({exc}); retraining")
+    from models.fit import FitConfig, fit
+
+    log("first run: synthesising the default corpus and training the default model "
+        f"(about {budget_s:.0f} s of training; cached in {out})")
+    t0 = time.perf_counter()
+    corpus = open_corpus_args(DEFAULT_CORPUS)
+    log(f"corpus ready in {time.perf_counter() - t0:.1f} s ({len(corpus.items)} clips)")
+    fit(corpus, out, FitConfig(arch=DEFAULT_ARCH, epochs=40, time_budget_s=budget_s), log=log)
+    return out
+
+
+def resolve_model(path: str | None) -> Path:
+    return Path(path) if path else ensure_default_model(log=_err)
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def cmd_corpus(args):
+    from data.corpora import open_corpus
+
+    if args.corpus_cmd == "synth":
+        t0 = time.perf_counter()
+        corpus = open_corpus("synth:small" if args.small else "synth", seed=args.seed)
+        print(f"{len(corpus.items)} clips, {len(corpus.labels)} words, "
+              f"{len({i.speaker for i in corpus.items})} voices in {time.perf_counter() - t0:.1f} s")
+        return None
+    summary = open_corpus(args.spec, progress=False).summary()
+    if not args.json:
+        for key, value in summary.items():
+            print(f"{key}: {value}")
+    return summary
+
+
+def cmd_train(args):
+    from models.fit import FitConfig, fit
+
+    corpus = open_corpus_args(args.corpus, args)
+    config = FitConfig(arch=args.arch, features=args.features, epochs=args.epochs,
+                       batch_size=args.batch_size, learning_rate=args.lr,
+                       patience=args.patience, seed=args.seed, time_budget_s=args.time_budget)
+    meta = fit(corpus, args.out, config, log=_err if args.json else print)
+    return meta
+
+
+def cmd_predict(args):
+    from engine.predictor import Predictor
+
+    predictor = Predictor.load(resolve_model(args.model))
+    records = predictor.predict_files(args.files)
+    if not args.json:
+        for r in records:
+            if "error" in r:
+                print(f"{r['file']}: error: {r['error']}")
+            else:
+                top3 = ", ".join(f"{k} {v:.3f}" for k, v in list(r["probs"].items())[:3])
+                print(f"{r['file']}: {r['top']} ({r['probability']:.3f}); {top3}")
+    failed = sum("error" in r for r in records)
+    if args.json:
+        import json
+
+        print(json.dumps(records, indent=2))
+    return 2 if failed == len(records) else 0
+
+
+def cmd_evaluate(args):
+    from data.dataset import load_split
+    from engine.predictor import Predictor
+    predictor = Predictor.load(resolve_model(args.model))
+    corpus = open_corpus_args(args.corpus, args)
+    if list(corpus.labels) != predictor.labels:
+        missing = sorted(set(corpus.labels) - set(predictor.labels))
+        if missing:
+            raise ValueError(f"corpus labels {missing} are unknown to the model "
+                             f"(it knows {predictor.labels})")
+    arrays = load_split(corpus, args.split, predictor.params, progress=True)
+    probs, _ = predictor.run(arrays.x)
+    index = {name: i for i, name in enumerate(predictor.labels)}
+    y = [index[corpus.labels[j]] for j in arrays.y]
+    result = evaluate_probs(probs, y, predictor.labels)
+    if not args.json:
+        print(f"accuracy {result['accuracy']:.4f} on {result['n']} clips ({args.split})")
+        for label, acc in result["per_class_accuracy"].items():
+            print(f"  {label:>10s} {acc:.3f}")
+    return result
+
+
+def evaluate_probs(probs, y, labels) -> dict:
+    """Accuracy, per-class accuracy and confusion matrix (rows true, columns predicted)."""
+    import numpy as np
+
+    y = np.asarray(y)
+    pred = np.asarray(probs).argmax(axis=1)
+    k = len(labels)
+    conf = np.zeros((k, k), dtype=int)
+    np.add.at(conf, (y, pred), 1)
+    per = {labels[i]: (float(conf[i, i] / conf[i].sum()) if conf[i].sum() else float("nan"))
+           for i in range(k)}
+    return {"accuracy": float((pred == y).mean()), "n": int(len(y)),
+            "per_class_accuracy": per, "confusion": conf.tolist(), "labels": list(labels)}
+
+
+def cmd_serve(args):
+    from serve.app import serve
+
+    model_dir = Path(args.model) if args.model else ensure_default_model(
+        budget_s=args.default_budget)
+    return serve(model_dir, port=args.port, address=args.address,
+                 allow_websocket_origin=args.allow_websocket_origin,
+                 basic_auth=args.basic_auth, show=args.show)
+
+
+def add_analysis_parsers(sub) -> None:
+    """Analysis commands (activations, projections, experiments) register here."""
+    import importlib.util
+
+    if importlib.util.find_spec("serve.analysis_cli") is None:
+        return
+    from serve import analysis_cli
+
+    analysis_cli.add_parsers(sub)
+
+
+COMMANDS = {"corpus": cmd_corpus, "train": cmd_train, "predict": cmd_predict,
+            "evaluate": cmd_evaluate, "serve": cmd_serve}
+
+
+def dispatch(args):
+    if args.cmd in COMMANDS:
+        return COMMANDS[args.cmd](args)
+    from serve import analysis_cli
+
+    return analysis_cli.dispatch(args)

@@ -1,0 +1,19 @@
+"""Pages of the app; each module builds one tab from the shared predictor and the session."""
+
+from __future__ import annotations
+
+
+def build_pages(shared):
+    """The whole page of one session: header, sidebar (audio in), tabs."""
+    import panel as pn
+
+    from serve.pages.inspect import InspectPage
+    from serve.session import Session
+
+    session = Session(shared)
+    inspect = InspectPage(session)
+    tabs = pn.Tabs(("Inspect", inspect.view()), dynamic=False, sizing_mode="stretch_width")
+    template = pn.template.FastListTemplate(
+        title="hearsight", sidebar=[session.sidebar()], main=[tabs],
+        header_background="#1f2937", accent_base_color="#0e7490", sidebar_width=320)
+    return template

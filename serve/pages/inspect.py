@@ -1,0 +1,148 @@
+"""Inspect: waveform, spectrogram, every class's probability, every filter of every layer
+(tap one to enlarge and hear it), dense activations, weight histograms and layer shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+
+from serve.config import FEATURE_MAP_AUDIO_ITERS
+
+
+def conv_layers(acts: dict) -> list[str]:
+    """Names of spatial (freq, time, channels) activations, in forward order."""
+    return [k for k, v in acts.items() if np.ndim(v) == 3 and k not in ("probs", "logits")]
+
+
+def dense_layers(acts: dict) -> list[str]:
+    return [k for k, v in acts.items() if np.ndim(v) == 1 and k not in ("probs",)]
+
+
+def sonify(acts_map: np.ndarray, params, *, seed: int = 0) -> np.ndarray:
+    import jax
+
+    from engine.inversion import sonify_feature_map
+
+    key = jax.random.PRNGKey(seed)
+    return np.asarray(sonify_feature_map(acts_map, params, n_iter=FEATURE_MAP_AUDIO_ITERS, key=key))
+
+
+class InspectPage:
+    """The Inspect tab of one session."""
+
+    def __init__(self, session):
+        self.session = session
+        self.params = session.params
+        self.header = pn.pane.Markdown("### Bring audio in from the sidebar to inspect it.",
+                                       css_classes=["hs-inspect-header"])
+        self.player = pn.pane.Audio(None, sample_rate=self.params.sample_rate, name="clip",
+                                    css_classes=["hs-clip-audio"], visible=False)
+        self.signal = pn.Row(sizing_mode="stretch_width")
+        self.probs = pn.Column(sizing_mode="stretch_width", css_classes=["hs-probs"])
+        self.maps = pn.Column(sizing_mode="stretch_width")
+        self.filter_select = pn.widgets.Select(name="Filter (layer · channel)", options=[],
+                                               css_classes=["hs-filter-select"])
+        self.filter_view = pn.Column(sizing_mode="stretch_width", css_classes=["hs-filter-view"])
+        self.dense = pn.Column(sizing_mode="stretch_width")
+        self.model_view = pn.Column(sizing_mode="stretch_width")
+        self.analysis = None
+        self.filter_select.param.watch(self._on_filter, "value")
+        session.on_clip(self._on_clip)
+        self._build_model_view()
+
+    # -- building ----------------------------------------------------------------------
+    def _on_clip(self, clip) -> None:
+        from viz.plots import probability_bars, spectrogram_plot, waveform_plot
+
+        a = self.session.analyse(clip.wave)
+        self.analysis = a
+        labels = self.session.predictor.labels
+        top = labels[a.top]
+        self.header.object = (f"### {clip.name} → **{top}** ({a.probs[a.top]:.1%})")
+        self.player.object = np.clip(clip.wave, -0.99, 0.99)
+        self.player.visible = True
+        p = self.params
+        self.signal.objects = [
+            pn.pane.Bokeh(waveform_plot(clip.wave, p.sample_rate, height=220)),
+            pn.pane.Bokeh(spectrogram_plot(a.features, sample_rate=p.sample_rate,
+                                           hop_length=p.hop_length, title="Log spectrogram (model input)",
+                                           value_range=(p.floor, 0.0), height=220,
+                                           value_label="log10 magnitude"))]
+        self.probs.objects = [pn.pane.Bokeh(probability_bars(a.probs, labels, title=f"Class probabilities — top: {top}"))]
+        self._build_maps(a)
+        self._build_dense(a)
+
+    def _build_maps(self, a) -> None:
+        from viz.featuremaps import feature_map_mosaic
+
+        cards, options = [], {}
+        for layer in conv_layers(a.acts):
+            acts = a.acts[layer]
+            fig, layout = feature_map_mosaic(acts, title=f"{layer}: {acts.shape[2]} filters "
+                                             f"of {acts.shape[0]}×{acts.shape[1]}", height=300)
+            fig.on_event("tap", self._tap_handler(layer, layout))
+            cards.append(pn.pane.Bokeh(fig, css_classes=[f"hs-mosaic-{layer}"]))
+            options.update({f"{layer} · {c}": (layer, c) for c in range(acts.shape[2])})
+        self.maps.objects = [pn.pane.Markdown(
+            "#### Feature maps — every filter of every layer (tap one to enlarge and listen)"),
+            pn.GridBox(*cards, ncols=2, sizing_mode="stretch_width")]
+        self.filter_select.options = options
+        first = next(iter(options.values()), None)
+        if first is not None:
+            self._show_filter(*first)
+
+    def _tap_handler(self, layer, layout):
+        def handler(event):
+            ch = layout.channel_at(event.x, event.y)
+            if ch is not None:
+                self.filter_select.value = (layer, ch)
+        return handler
+
+    def _on_filter(self, event) -> None:
+        if event.new is not None and self.analysis is not None:
+            self._show_filter(*event.new)
+
+    def _show_filter(self, layer: str, channel: int) -> None:
+        from viz.plots import spectrogram_plot
+
+        fmap = self.analysis.acts[layer][:, :, channel]
+        audio = sonify(fmap, self.params)
+        fig = spectrogram_plot(fmap, sample_rate=None, title=f"{layer} · filter {channel}",
+                               palette="Viridis256", height=260, value_label="activation")
+        self.filter_view.objects = [
+            pn.pane.Bokeh(fig),
+            pn.pane.Markdown(f"Sonification of **{layer} · {channel}** (Griffin-Lim, "
+                             f"{FEATURE_MAP_AUDIO_ITERS} iterations, loudness-normalised):"),
+            pn.pane.Audio(audio, sample_rate=self.params.sample_rate, name="filter-audio",
+                          css_classes=["hs-filter-audio"])]
+
+    def _build_dense(self, a) -> None:
+        from viz.plots import dense_activation_bars
+
+        figs = [pn.pane.Bokeh(dense_activation_bars(a.acts[k], title=f"{k}: {a.acts[k].shape[0]} units"))
+                for k in dense_layers(a.acts) if k != "logits"]
+        self.dense.objects = [pn.pane.Markdown("#### Dense layers"), *figs] if figs else []
+
+    def _build_model_view(self) -> None:
+        from engine.predictor import layer_parameters, named_weights
+        from viz.weights import layer_table, weight_histograms_grid
+
+        model = self.session.predictor.model
+        weights = layer_parameters(model)
+        counts = {}
+        for name, w in named_weights(model).items():
+            layer = name.rsplit(".", 1)[0]
+            counts[layer] = counts.get(layer, 0) + int(w.size)
+        shapes = {name: tuple(w.shape) for name, w in weights.items()}
+        self.model_view.objects = [
+            pn.pane.Markdown(f"#### Model: `{self.session.predictor.arch}` · "
+                             f"{sum(counts.values()):,} parameters"),
+            pn.Row(pn.pane.Bokeh(layer_table(shapes, {k: counts.get(k, 0) for k in shapes}),
+                                 width=420),
+                   pn.pane.Bokeh(weight_histograms_grid(weights)))]
+
+    def view(self):
+        return pn.Column(
+            self.header, self.player, self.signal, self.probs, self.maps,
+            pn.Row(self.filter_select, width=320), self.filter_view, self.dense,
+            self.model_view, sizing_mode="stretch_width")

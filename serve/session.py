@@ -1,0 +1,134 @@
+"""State of one browser session: the current clip, its analysis, and the audio-in sidebar."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import panel as pn
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip ready for the model: ``wave`` is ``params.n_samples`` float32 samples."""
+
+    name: str
+    wave: np.ndarray
+    sample_rate: int
+    source: str = "upload"  # upload | record | corpus | synth | edit
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the Inspect views need for one clip (batch axis removed)."""
+
+    features: np.ndarray  # (freq, time)
+    probs: np.ndarray  # (classes,)
+    acts: dict = field(default_factory=dict)  # name -> array without the batch axis
+
+    @property
+    def top(self) -> int:
+        return int(np.argmax(self.probs))
+
+
+class Session:
+    """One user's state. Listeners are called (in a worker thread) when the clip changes."""
+
+    def __init__(self, shared):
+        self.shared = shared
+        self.predictor = shared.predictor
+        self.params = shared.predictor.params
+        self.clip: Clip | None = None
+        self._listeners: list = []
+        self._cache: dict[str, Analysis] = {}
+        self._lock = threading.Lock()
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False,
+                                   css_classes=["hs-alert"], sizing_mode="stretch_width")
+
+    # -- clips -------------------------------------------------------------------------
+    def on_clip(self, callback) -> None:
+        self._listeners.append(callback)
+
+    def set_clip(self, clip: Clip) -> None:
+        self.clip = clip
+        self.clear_error()
+        for cb in list(self._listeners):
+            cb(clip)
+
+    def load_bytes(self, data: bytes, name: str, *, source: str = "upload") -> bool:
+        """Decode uploaded/recorded bytes; on bad input show the reason and keep going."""
+        from data.audio import AudioError, check_not_silent, fit_to_window, load_audio, peak_normalise
+
+        limits = self.shared.limits
+        try:
+            if len(data) > limits.upload_bytes:
+                raise AudioError(f"{safe_name(name)}: file is {len(data) / 1e6:.1f} MB, over the "
+                                 f"{limits.upload_bytes / 1e6:.0f} MB limit; trim it first")
+            wave, sr = load_audio(data, sample_rate=self.params.sample_rate,
+                                  max_seconds=limits.clip_seconds, name=safe_name(name),
+                                  max_bytes=limits.upload_bytes)
+            check_not_silent(wave, name=safe_name(name))
+        except AudioError as exc:
+            self.error(str(exc))
+            return False
+        wave = peak_normalise(fit_to_window(wave, self.params.n_samples))
+        self.set_clip(Clip(safe_name(name), wave.astype(np.float32), sr, source))
+        return True
+
+    def load_wave(self, wave: np.ndarray, sample_rate: int, name: str, *, source: str) -> bool:
+        from data.audio import AudioError, check_not_silent, fit_to_window, peak_normalise
+
+        try:
+            if sample_rate != self.params.sample_rate:
+                import librosa
+
+                wave = librosa.resample(np.asarray(wave, np.float32), orig_sr=sample_rate,
+                                        target_sr=self.params.sample_rate)
+            check_not_silent(wave, name=name)
+        except AudioError as exc:
+            self.error(str(exc))
+            return False
+        wave = peak_normalise(fit_to_window(np.asarray(wave, np.float32), self.params.n_samples))
+        self.set_clip(Clip(name, wave.astype(np.float32), self.params.sample_rate, source))
+        return True
+
+    # -- analysis ----------------------------------------------------------------------
+    def analyse(self, wave: np.ndarray) -> Analysis:
+        """Features, probabilities and every intermediate of one prepared waveform (cached)."""
+        key = hashlib.sha1(np.ascontiguousarray(wave, np.float32).tobytes()).hexdigest()
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        x = self.predictor.features(wave[None])
+        probs, acts = self.predictor.run(x)
+        result = Analysis(features=x[0], probs=np.asarray(probs[0]),
+                          acts={k: np.asarray(v[0]) for k, v in acts.items()})
+        with self._lock:
+            if len(self._cache) > 8:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = result
+        return result
+
+    # -- messages ----------------------------------------------------------------------
+    def error(self, message: str) -> None:
+        self.alert.object = message
+        self.alert.visible = True
+        if pn.state.notifications is not None:
+            pn.state.notifications.error(message, duration=8000)
+
+    def clear_error(self) -> None:
+        self.alert.visible = False
+
+    def sidebar(self):
+        from serve.audio_in import AudioIn
+
+        return AudioIn(self).view()
+
+
+def safe_name(name: str, limit: int = 80) -> str:
+    """A display name for a user-supplied file name: no path parts, printable, bounded."""
+    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch if ch.isprintable() else "?" for ch in base).strip() or "clip"
+    return base if len(base) <= limit else base[: limit - 1] + "…"
