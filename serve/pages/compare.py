@@ -1,0 +1,304 @@
+"""Edit & compare: chain edits with undo/redo; original vs edited side by side — waveforms,
+spectrograms, audio, predictions, feature maps of a layer, per-filter difference maps and the
+per-layer activation distance (d-DeVIS's comparison view, extended).
+
+Like the Inspect page, callbacks do their work directly: the server runs them in Panel's
+thread pool (``pn.config.nthreads``), so the event loop never waits on a forward pass. A lock
+serialises one session's edits so that two quick clicks cannot interleave their updates.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import numpy as np
+import panel as pn
+import param
+
+from data.edits import EDIT_SCHEMAS, EditHistory, chain_from_json, chain_to_json, validate_edit
+from serve.pages.compare_parts import (chain_markdown, distance_arrays, edited_clip,
+                                       param_widgets, prediction_summary, side_panes,
+                                       top_class)
+from serve.pages.inspect import conv_layers, sonify
+
+
+class ComparePage:
+    """The Edit & compare tab of one session."""
+
+    def __init__(self, session):
+        self.session, self.params = session, session.params
+        self.history = EditHistory()
+        self.original = self.analysis_a = self.analysis_b = self.edited = None
+        self.distances: dict[str, dict[str, float]] = {}
+        self._lock = threading.RLock()
+        self._build_editor()
+        self._build_views()
+        session.on_clip(self._on_clip)
+        if session.clip is not None:
+            self._on_clip(session.clip)
+
+    # -- widgets -----------------------------------------------------------------------
+    def _build_editor(self) -> None:
+        self.op_select = pn.widgets.Select(name="Edit", options=list(EDIT_SCHEMAS), value="gain",
+                                           css_classes=["hs-edit-op"])
+        self.param_box = pn.Column(css_classes=["hs-edit-params"])
+        self.add_button = pn.widgets.Button(name="Add edit", button_type="primary",
+                                            css_classes=["hs-add-edit"])
+        self.undo_button = pn.widgets.Button(name="Undo", css_classes=["hs-undo"], disabled=True)
+        self.redo_button = pn.widgets.Button(name="Redo", css_classes=["hs-redo"], disabled=True)
+        self.reset_button = pn.widgets.Button(name="Reset", css_classes=["hs-reset"])
+        self.chain_view = pn.pane.Markdown(chain_markdown([]), css_classes=["hs-chain"])
+        self.chain_upload = pn.widgets.FileInput(accept=".json", name="Load chain (JSON)",
+                                                 css_classes=["hs-chain-upload"])
+        self.wav_download = pn.widgets.FileDownload(
+            callback=self.wav_file, filename="edited.wav", button_type="success",
+            css_classes=["hs-download-wav"], disabled=True)
+        self.chain_download = pn.widgets.FileDownload(
+            callback=self.chain_file, filename="edit-chain.json", css_classes=["hs-download-chain"])
+        self.op_select.param.watch(lambda e: self._show_params(e.new), "value")
+        self.add_button.on_click(lambda _: self.add_edit())
+        self.undo_button.on_click(lambda _: self.undo())
+        self.redo_button.on_click(lambda _: self.redo())
+        self.reset_button.on_click(lambda _: self.reset())
+        self.chain_upload.param.watch(lambda e: e.new and self.load_chain(e.new), "value")
+        self._show_params(self.op_select.value)
+
+    def _build_views(self) -> None:
+        md = pn.pane.Markdown
+        self.header = md("### Bring audio in from the sidebar, then add edits to compare.",
+                         css_classes=["hs-compare-header"])
+        self.length_note = md("", css_classes=["hs-length-note"], visible=False)
+        self.side_a = pn.Column(sizing_mode="stretch_width", css_classes=["hs-side-original"])
+        self.side_b = pn.Column(sizing_mode="stretch_width", css_classes=["hs-side-edited"])
+        self.summary = md("", css_classes=["hs-compare-summary"])
+        self.pred_a = md("", css_classes=["hs-pred-original"])
+        self.pred_b = md("", css_classes=["hs-pred-edited"])
+        self.probs = pn.Column(sizing_mode="stretch_width", css_classes=["hs-compare-probs"])
+        self.layer_select = pn.widgets.Select(name="Layer", options=[],
+                                              css_classes=["hs-compare-layer"])
+        self.channel_select = pn.widgets.Select(name="Filter", options=[],
+                                                css_classes=["hs-compare-channel"])
+        self.listen_button = pn.widgets.Button(name="Listen to this filter (both)",
+                                               css_classes=["hs-compare-listen"])
+        self.maps = pn.Row(sizing_mode="stretch_width", css_classes=["hs-compare-maps"])
+        self.diff_view = pn.Column(sizing_mode="stretch_width", css_classes=["hs-compare-diff"])
+        self.distance_view = pn.Column(sizing_mode="stretch_width",
+                                       css_classes=["hs-compare-distance"])
+        self.layer_select.param.watch(lambda e: self._locked(self._show_maps), "value")
+        self.channel_select.param.watch(lambda e: self._locked(self._show_diff), "value")
+        self.listen_button.on_click(lambda _: self._locked(self._listen))
+
+    def _show_params(self, op: str) -> None:
+        self.param_widgets = param_widgets(op)
+        self.param_box.objects = list(self.param_widgets.values()) or [
+            pn.pane.Markdown(f"*`{op}` has no parameters.*")]
+
+    def current_params(self) -> dict:
+        """The parameter widgets' values of the selected op."""
+        return {k: w.value for k, w in self.param_widgets.items()}
+
+    def _locked(self, fn, *args):
+        with self._lock:
+            return fn(*args)
+
+    # -- chain actions -----------------------------------------------------------------
+    def add_edit(self, op: str | None = None, params: dict | None = None) -> bool:
+        """Append ``{op, params}`` (default: the editor's widgets); errors go to the session."""
+        op = self.op_select.value if op is None else op
+        params = self.current_params() if params is None else params
+        with self._lock:
+            try:
+                edit = validate_edit({"op": op, "params": params})
+            except ValueError as exc:
+                self.session.error(f"Edit not added: {exc}")
+                return False
+            if not self._recompute([*self.history.chain, edit], what="Edit not added"):
+                return False
+            self.history.push(edit)
+            self._show_chain()
+            return True
+
+    def undo(self) -> None:
+        with self._lock:
+            if self.history.undo() is not None:
+                self._recompute(self.history.chain)
+                self._show_chain()
+
+    def redo(self) -> None:
+        with self._lock:
+            if self.history.redo() is not None:
+                self._recompute(self.history.chain)
+                self._show_chain()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.history = EditHistory()
+            self._recompute([])
+            self._show_chain()
+
+    def load_chain(self, data: bytes | str) -> bool:
+        """Replace the chain by a JSON file's (see :func:`data.edits.chain_to_json`)."""
+        with self._lock:
+            try:
+                text = data.decode("utf-8") if isinstance(data, bytes) else data
+                chain = chain_from_json(text)
+            except (UnicodeDecodeError, ValueError) as exc:
+                self.session.error(f"Edit chain not loaded: {exc}")
+                return False
+            if not self._recompute(chain, what="Edit chain not loaded"):
+                return False
+            self.history = EditHistory(chain)
+            self._show_chain()
+            return True
+
+    def _show_chain(self) -> None:
+        self.chain_view.object = chain_markdown(self.history.chain)
+        self.undo_button.disabled = not self.history.can_undo
+        self.redo_button.disabled = not self.history.can_redo
+
+    # -- downloads ---------------------------------------------------------------------
+    def wav_file(self) -> io.BytesIO:
+        """The edited clip as 16-bit WAV at the model's rate (empty before any clip)."""
+        from data.audio import to_wav_bytes
+
+        if self.edited is None:
+            return io.BytesIO(b"")
+        return io.BytesIO(to_wav_bytes(self.edited.wave, self.params.sample_rate))
+
+    def chain_file(self) -> io.BytesIO:
+        """The current chain as JSON (``chain_to_json``)."""
+        return io.BytesIO(chain_to_json(self.history.chain).encode("utf-8"))
+
+    # -- computing ---------------------------------------------------------------------
+    def _on_clip(self, clip) -> None:
+        with self._lock:
+            self.original = clip
+            self.analysis_a = self.session.analyse(clip.wave)
+            self.header.object = f"### {clip.name}: original vs edited"
+            self.side_a.objects = side_panes("Original", clip.wave, self.analysis_a.features,
+                                           self.params, tag="original")
+            if not self._recompute(self.history.chain):
+                self._clear_edited()
+
+    def _clear_edited(self) -> None:
+        self.edited = self.analysis_b = None
+        self.wav_download.disabled = True
+        self.distances = {}
+        self.length_note.visible = False
+        for pane in (self.summary, self.pred_a, self.pred_b):
+            pane.object = ""
+        for box in (self.probs, self.maps, self.diff_view, self.distance_view):
+            box.objects = []
+        self.side_b.objects = [pn.pane.Markdown(
+            "*The edit chain cannot be applied to this clip; undo or reset it.*")]
+
+    def _recompute(self, chain: list[dict], *,
+                   what: str = "The edit chain cannot be applied") -> bool:
+        """Apply ``chain`` to the original and redraw the edited side; False on error."""
+        if self.original is None:
+            return True
+        try:
+            edited = edited_clip(self.original.wave, self.original.sample_rate, chain,
+                                 n_samples=self.params.n_samples)
+        except ValueError as exc:
+            self.session.error(f"{what}: {exc}")
+            return False
+        self.edited, self.analysis_b = edited, self.session.analyse(edited.wave)
+        self.wav_download.disabled = False
+        self.length_note.object, self.length_note.visible = edited.note, bool(edited.note)
+        self.side_b.objects = side_panes("Edited", edited.wave, self.analysis_b.features,
+                                       self.params, tag="edited")
+        self._show_predictions()
+        self._show_distances()
+        self._update_layers()
+        return True
+
+    # -- views -------------------------------------------------------------------------
+    def _show_predictions(self) -> None:
+        from viz.plots import compare_probability_bars
+
+        labels = list(self.session.predictor.labels)
+        pa, pb = self.analysis_a.probs, self.analysis_b.probs
+        self.summary.object = prediction_summary(pa, pb, labels)
+        for pane, probs, name in ((self.pred_a, pa, "Original"), (self.pred_b, pb, "Edited")):
+            label, p = top_class(probs, labels)
+            pane.object = f"**{name}:** {label} ({p:.1%})"
+        self.probs.objects = [pn.pane.Bokeh(compare_probability_bars(
+            pa, pb, labels, top=min(10, len(labels)), title="Class probabilities"))]
+
+    def _show_distances(self) -> None:
+        from viz.compare import activation_distance_chart
+        from viz.featuremaps import layer_distances
+
+        self.distances = layer_distances(self.analysis_a.acts, self.analysis_b.acts)
+        if not self.distances:
+            self.distance_view.objects = []
+            return
+        layers, cosine, rel = distance_arrays(self.distances)
+        self.distance_view.objects = [pn.pane.Bokeh(activation_distance_chart(layers, cosine, rel))]
+
+    def _update_layers(self) -> None:
+        layers = conv_layers(self.analysis_b.acts)
+        keep = self.layer_select.value if self.layer_select.value in layers else None
+        with param.discard_events(self.layer_select):  # redraw once, below
+            self.layer_select.options = layers
+            self.layer_select.value = keep if keep is not None else next(iter(layers), None)
+        if layers:
+            self._show_maps()
+        else:
+            self.maps.objects = [pn.pane.Markdown("*This model has no convolutional layers.*")]
+            self.diff_view.objects = []
+
+    def _show_maps(self) -> None:
+        from viz.featuremaps import feature_map_mosaic
+
+        layer = self.layer_select.value
+        if layer is None or self.analysis_b is None:
+            return
+        figs = [feature_map_mosaic(a.acts[layer], title=f"{name}: {layer}", height=300)[0]
+                for name, a in (("original", self.analysis_a), ("edited", self.analysis_b))]
+        self.maps.objects = [pn.pane.Bokeh(f) for f in figs]
+        n_ch = self.analysis_b.acts[layer].shape[2]
+        keep = self.channel_select.value if self.channel_select.value in range(n_ch) else 0
+        with param.discard_events(self.channel_select):  # redraw once, below
+            self.channel_select.options = list(range(n_ch))
+            self.channel_select.value = keep
+        self._show_diff()
+
+    def _fmaps(self) -> tuple[np.ndarray, np.ndarray] | None:
+        layer, ch = self.layer_select.value, self.channel_select.value
+        if layer is None or ch is None or self.analysis_b is None:
+            return None
+        return self.analysis_a.acts[layer][:, :, ch], self.analysis_b.acts[layer][:, :, ch]
+
+    def _show_diff(self) -> None:
+        from viz.compare import difference_map_plot
+
+        maps = self._fmaps()
+        if maps is not None:
+            title = f"{self.layer_select.value} · filter {self.channel_select.value}: edited − original"
+            self.diff_view.objects = [pn.pane.Bokeh(difference_map_plot(*maps, title=title,
+                                                                        height=260))]
+
+    def _listen(self) -> None:
+        maps = self._fmaps()
+        if maps is None:
+            return
+        audio = [pn.pane.Audio(sonify(m, self.params), sample_rate=self.params.sample_rate,
+                               name=tag, css_classes=[f"hs-filter-audio-{tag}"])
+                 for m, tag in zip(maps, ("original", "edited"))]
+        self.diff_view.objects = [*self.diff_view.objects[:1], pn.Row(*audio)]
+
+    def view(self):
+        editor = pn.Column(
+            "#### Edit chain", self.op_select, self.param_box, self.add_button,
+            pn.Row(self.undo_button, self.redo_button, self.reset_button), self.chain_view,
+            self.chain_upload, self.chain_download, self.wav_download, width=320)
+        compare = pn.Column(
+            self.header, self.length_note, pn.Row(self.side_a, self.side_b), self.summary,
+            pn.Row(self.pred_a, self.pred_b), self.probs, "#### Feature maps of one layer",
+            pn.Row(self.layer_select, self.channel_select, self.listen_button), self.maps,
+            self.diff_view, "#### Per-layer activation distance", self.distance_view,
+            sizing_mode="stretch_width")
+        return pn.Row(editor, compare, sizing_mode="stretch_width")

@@ -1,0 +1,154 @@
+"""Helpers of the Edit & compare page: schema-driven parameter widgets, chain labels, the
+edited clip fitted to the model's window, the prediction summary and layer distances.
+
+Everything here except :func:`param_widgets` is a pure function of NumPy arrays and plain
+dicts, so the page class in :mod:`serve.pages.compare` only wires widgets to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import panel as pn
+
+from data.edits import EDIT_SCHEMAS, apply_chain
+
+SIGNED = ("db", "start_db", "end_db", "snr_db", "semitones")  # shown with an explicit sign
+SLIDER_MAX_STEPS = 1000  # wider integer ranges (e.g. a seed) get a number box, not a slider
+
+
+def _fmt(name: str, value) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    return f"{value:+g}" if name in SIGNED else f"{value:g}"
+
+
+def edit_label(edit: dict) -> str:
+    """A readable one-liner of one validated edit, e.g. ``gain(db=+6)`` or ``reverse()``."""
+    params = ", ".join(f"{k}={_fmt(k, v)}" for k, v in edit.get("params", {}).items())
+    return f"{edit['op']}({params})"
+
+
+def chain_markdown(chain: list[dict]) -> str:
+    """The chain as a numbered Markdown list (oldest edit first), or a hint when empty."""
+    if not chain:
+        return "*No edits yet: the edited clip equals the original.*"
+    return "\n".join(f"{i}. `{edit_label(e)}`" for i, e in enumerate(chain, start=1))
+
+
+def _float_step(lo: float, hi: float) -> float:
+    # A round step near 1/200 of the range, so slider values print without long decimals.
+    raw = (hi - lo) / 200.0
+    return float(10.0 ** np.floor(np.log10(raw))) if raw > 0 else 0.1
+
+
+def param_widgets(op: str) -> dict[str, pn.widgets.Widget]:
+    """One widget per parameter of ``EDIT_SCHEMAS[op]`` with its range and default.
+
+    Floats get a FloatSlider, small integer ranges an IntSlider, huge integer ranges (a seed)
+    an IntInput, booleans a Checkbox.
+    """
+    if op not in EDIT_SCHEMAS:
+        raise ValueError(f"unknown edit op {op!r}; choose one of {sorted(EDIT_SCHEMAS)}")
+    out: dict[str, pn.widgets.Widget] = {}
+    for name, (kind, lo, hi, default) in EDIT_SCHEMAS[op].items():
+        css = [f"hs-param-{name}"]
+        if kind is bool:
+            out[name] = pn.widgets.Checkbox(name=name, value=bool(default), css_classes=css)
+        elif kind is int and hi - lo > SLIDER_MAX_STEPS:
+            out[name] = pn.widgets.IntInput(name=name, start=int(lo), end=int(hi),
+                                            value=int(default), css_classes=css)
+        elif kind is int:
+            out[name] = pn.widgets.IntSlider(name=name, start=int(lo), end=int(hi),
+                                             value=int(default), css_classes=css)
+        else:
+            out[name] = pn.widgets.FloatSlider(name=name, start=float(lo), end=float(hi),
+                                               value=float(default), step=_float_step(lo, hi),
+                                               css_classes=css)
+    return out
+
+
+@dataclass(frozen=True)
+class EditedClip:
+    """The edited waveform ready for the model and what fitting it to the window did.
+
+    Attributes:
+      wave: ``(n_samples,)`` float32, peak-normalised.
+      raw_samples: length in samples of the chain's output before fitting.
+      note: a sentence when the length changed (trimmed / padded), else ``""``.
+    """
+
+    wave: np.ndarray
+    raw_samples: int
+    note: str
+
+
+def edited_clip(wave: np.ndarray, sample_rate: int, chain: list[dict], *,
+                n_samples: int) -> EditedClip:
+    """``apply_chain`` then :func:`data.audio.fit_to_window` and ``peak_normalise``.
+
+    Args:
+      wave: ``(samples,)`` original float32 waveform at ``sample_rate`` Hz.
+      chain: edits as accepted by :func:`data.edits.apply_chain`.
+      n_samples: the model's window in samples.
+    Raises:
+      ValueError: from the chain (invalid edit, or an edit impossible on this clip).
+    """
+    from data.audio import fit_to_window, peak_normalise
+
+    raw = apply_chain(wave, sample_rate, chain)
+    n = int(raw.shape[0])
+    fitted = peak_normalise(fit_to_window(raw, n_samples))
+    if n > n_samples:
+        note = (f"The edits made the clip {n / sample_rate:.2f} s long; it was **trimmed** to "
+                f"the model's {n_samples / sample_rate:.2f} s window (loudest part kept).")
+    elif n < n_samples:
+        note = (f"The edits made the clip {n / sample_rate:.2f} s long; it was **padded** with "
+                f"silence (centred) to the model's {n_samples / sample_rate:.2f} s window.")
+    else:
+        note = ""
+    return EditedClip(wave=fitted.astype(np.float32), raw_samples=n, note=note)
+
+
+def top_class(probs: np.ndarray, labels: list[str]) -> tuple[str, float]:
+    """``(label, probability)`` of the most likely class of ``probs`` ``(classes,)``."""
+    i = int(np.argmax(probs))
+    return str(labels[i]), float(probs[i])
+
+
+def prediction_summary(probs_a: np.ndarray, probs_b: np.ndarray, labels: list[str]) -> str:
+    """One line ``original → X (p) · edited → Y (p)`` naming both top classes."""
+    (a, pa), (b, pb) = top_class(probs_a, labels), top_class(probs_b, labels)
+    verdict = "same class" if a == b else "**prediction changed**"
+    return f"original → **{a}** ({pa:.1%}) · edited → **{b}** ({pb:.1%}) — {verdict}"
+
+
+def distance_arrays(distances: dict[str, dict[str, float]]) -> tuple[list[str], list[float],
+                                                                      list[float]]:
+    """``(layers, cosine, rel_l2)`` lists from :func:`viz.featuremaps.layer_distances`."""
+    layers = list(distances)
+    return (layers, [distances[k]["cosine"] for k in layers],
+            [distances[k]["rel_l2"] for k in layers])
+
+
+def side_panes(title: str, wave: np.ndarray, feats: np.ndarray, params, *, tag: str) -> list:
+    """Heading, player (samples clipped to ±0.99), waveform and spectrogram of one clip.
+
+    Args:
+      wave: ``(params.n_samples,)`` float32 waveform at ``params.sample_rate`` Hz.
+      feats: ``(freq, time)`` model input of ``wave``.
+      tag: ``"original"`` or ``"edited"``; names the player and its css class ``hs-audio-TAG``.
+    """
+    from viz.plots import spectrogram_plot, waveform_plot
+
+    p = params
+    spec = spectrogram_plot(feats, sample_rate=p.sample_rate, hop_length=p.hop_length,
+                            title=f"{title}: log spectrogram", value_range=(p.floor, 0.0),
+                            height=220, value_label="log10 magnitude")
+    return [pn.pane.Markdown(f"#### {title}"),
+            pn.pane.Audio(np.clip(wave, -0.99, 0.99), sample_rate=p.sample_rate, name=tag,
+                          css_classes=[f"hs-audio-{tag}"]),
+            pn.pane.Bokeh(waveform_plot(wave, p.sample_rate, title=f"{title}: waveform",
+                                        height=180)),
+            pn.pane.Bokeh(spec)]
