@@ -1,0 +1,212 @@
+"""Objectives and input regularisers for activation maximisation.
+
+An :class:`Objective` scores a batch of forward passes ``(logits, acts) -> (batch,)``; it is a
+frozen, hashable dataclass (so it can be a static argument of ``jax.jit``) and composes
+linearly::
+
+    class_prob(3) + 0.1 * channel_mean("conv2", 5)
+
+Regularisers act on the input spectrogram: :class:`Penalty` terms (``l2``,
+``total_variation``) are subtracted from the objective, :class:`Jitter` randomly rolls the
+input along time before every forward pass (transformation robustness).
+
+References:
+  Erhan, Bengio, Courville & Vincent (2009), "Visualizing higher-layer features of a deep network".
+  Mahendran & Vedaldi (2015), "Understanding deep image representations by inverting them" (TV).
+  Mordvintsev, Olah & Tyka (2015), "Inceptionism" (jitter).
+  Soomro et al., "Generating speech utterances by activation maximisation" (class softmax target).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Union
+
+import jax
+import jax.numpy as jnp
+
+Index = Union[int, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class _Term:
+    kind: str
+    weight: float
+    index: Index
+    layer: str | None = None
+
+
+def _layer(acts: Mapping[str, jax.Array], logits: jax.Array, layer: str) -> jax.Array:
+    if layer in acts:
+        return acts[layer]
+    if layer == "logits":
+        return logits
+    raise ValueError(f"no activation named {layer!r}; available: {sorted(acts)} (and 'logits')")
+
+
+def _class_index(logits: jax.Array, c: int) -> int:
+    if not 0 <= c < logits.shape[-1]:
+        raise ValueError(f"class {c} is out of range for {logits.shape[-1]} classes")
+    return c
+
+
+def _term_value(term: _Term, logits: jax.Array, acts: Mapping[str, jax.Array]) -> jax.Array:
+    if term.kind == "logit":
+        return logits[:, _class_index(logits, term.index)]
+    if term.kind == "prob":
+        return jax.nn.softmax(logits, axis=-1)[:, _class_index(logits, term.index)]
+    if term.kind == "log_prob":
+        return jax.nn.log_softmax(logits, axis=-1)[:, _class_index(logits, term.index)]
+    a = _layer(acts, logits, term.layer)
+    if term.kind == "channel_mean":
+        if not 0 <= term.index < a.shape[-1]:
+            raise ValueError(f"channel {term.index} out of range for {term.layer!r} of shape {a.shape}")
+        return jnp.mean(a[..., term.index].reshape(a.shape[0], -1), axis=-1)
+    idx = term.index if isinstance(term.index, tuple) else (term.index,)
+    if len(idx) != a.ndim - 1:
+        raise ValueError(f"unit index {term.index} does not address one unit of {term.layer!r} "
+                         f"with shape {a.shape}; give one index per non-batch axis "
+                         "(or use channel_mean for a conv channel)")
+    return a[(slice(None), *idx)]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A weighted sum of terms, each ``(logits, acts) -> (batch,)``; higher is better.
+
+    Build with :func:`class_logit`, :func:`class_prob`, :func:`class_log_prob`, :func:`unit`,
+    :func:`channel_mean`; combine with ``+``, ``-`` and scalar ``*``.
+    """
+
+    terms: tuple[_Term, ...]
+
+    def __call__(self, logits: jax.Array, acts: Mapping[str, jax.Array]) -> jax.Array:
+        """Scores ``(batch,)`` of logits ``(batch, classes)`` and named activations
+        (conv ``(batch, freq, time, channels)``, dense ``(batch, units)``)."""
+        if logits.ndim != 2:
+            raise ValueError(f"logits must be (batch, classes), got shape {logits.shape}")
+        total = jnp.zeros(logits.shape[0], dtype=logits.dtype)
+        for term in self.terms:
+            total = total + term.weight * _term_value(term, logits, acts)
+        return total
+
+    def __add__(self, other: "Objective") -> "Objective":
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return Objective(self.terms + other.terms)
+
+    def __mul__(self, scale: float) -> "Objective":
+        if not isinstance(scale, (int, float)):
+            return NotImplemented
+        return Objective(tuple(_Term(t.kind, t.weight * float(scale), t.index, t.layer)
+                               for t in self.terms))
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> "Objective":
+        return self * -1.0
+
+    def __sub__(self, other: "Objective") -> "Objective":
+        return self + (-other)
+
+    @property
+    def target_class(self) -> int | None:
+        """The class of the first class term (logit/prob/log_prob), else ``None``."""
+        for t in self.terms:
+            if t.kind in ("logit", "prob", "log_prob"):
+                return int(t.index)
+        return None
+
+
+def _check_class(c: int) -> int:
+    if not isinstance(c, int) or isinstance(c, bool) or c < 0:
+        raise ValueError(f"class index must be a non-negative int, got {c!r}")
+    return c
+
+
+def class_logit(c: int) -> Objective:
+    """The logit of class ``c``."""
+    return Objective((_Term("logit", 1.0, _check_class(c)),))
+
+
+def class_prob(c: int) -> Objective:
+    """The softmax probability of class ``c`` (Soomro et al.'s target)."""
+    return Objective((_Term("prob", 1.0, _check_class(c)),))
+
+
+def class_log_prob(c: int) -> Objective:
+    """The log-softmax of class ``c`` (does not saturate as the probability nears 1)."""
+    return Objective((_Term("log_prob", 1.0, _check_class(c)),))
+
+
+def unit(layer: str, index: Index) -> Objective:
+    """One unit of ``layer``: an int for a dense layer, ``(f, t, channel)`` for a conv layer."""
+    if isinstance(index, int):
+        index = (index,)
+    return Objective((_Term("unit", 1.0, tuple(int(i) for i in index), str(layer)),))
+
+
+def channel_mean(layer: str, channel: int) -> Objective:
+    """The mean of one channel of a conv ``layer`` over frequency and time."""
+    if not isinstance(channel, int) or channel < 0:
+        raise ValueError(f"channel must be a non-negative int, got {channel!r}")
+    return Objective((_Term("channel_mean", 1.0, channel, str(layer)),))
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """An input penalty ``x (batch, freq, time) -> (batch,)`` subtracted from the objective."""
+
+    kind: str
+    weight: float
+    weight_freq: float = 0.0
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.ndim != 3:
+            raise ValueError(f"penalties take (batch, freq, time) inputs, got shape {x.shape}")
+        if self.kind == "l2":
+            return self.weight * jnp.mean(x ** 2, axis=(1, 2))
+        dt = jnp.mean(jnp.abs(jnp.diff(x, axis=2)), axis=(1, 2)) if x.shape[2] > 1 else 0.0
+        df = jnp.mean(jnp.abs(jnp.diff(x, axis=1)), axis=(1, 2)) if x.shape[1] > 1 else 0.0
+        return self.weight * dt + self.weight_freq * df + jnp.zeros(x.shape[0], x.dtype)
+
+
+def l2(weight: float) -> Penalty:
+    """``weight * mean(x**2)`` over frequency and time."""
+    if weight < 0:
+        raise ValueError(f"l2 weight must be >= 0, got {weight}")
+    return Penalty("l2", float(weight))
+
+
+def total_variation(weight_time: float, weight_freq: float) -> Penalty:
+    """Anisotropic TV: ``weight_time * mean|Δ_t x| + weight_freq * mean|Δ_f x|``.
+
+    References: Rudin, Osher & Fatemi (1992); Mahendran & Vedaldi (2015).
+    """
+    if weight_time < 0 or weight_freq < 0:
+        raise ValueError(f"TV weights must be >= 0, got {weight_time}, {weight_freq}")
+    return Penalty("tv", float(weight_time), float(weight_freq))
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Roll one input ``(freq, time)`` along time by a random integer in ``[-max_shift, max_shift]``
+    frames, drawn from ``key`` (a fresh key every step).
+
+    References: Mordvintsev, Olah & Tyka (2015), "Inceptionism".
+    """
+
+    max_shift: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_shift, int) or self.max_shift < 0:
+            raise ValueError(f"max_shift must be a non-negative int, got {self.max_shift!r}")
+
+    def __call__(self, x: jax.Array, key: jax.Array) -> jax.Array:
+        shift = jax.random.randint(key, (), -self.max_shift, self.max_shift + 1)
+        return jnp.roll(x, shift, axis=-1)
+
+
+def jitter(max_shift: int) -> Jitter:
+    """See :class:`Jitter`."""
+    return Jitter(max_shift)
