@@ -1,0 +1,248 @@
+"""Classifier architectures of the seed systems, written with flax ``nnx``.
+
+Every model maps features ``(batch, freq, time)`` float32 (values in ``[floor, 0]``, see
+``data.features``) to logits ``(batch, n_classes)``. Convolutions run in NHWC =
+``(batch, freq, time, channels)``; the channel axis is added inside the model. Every model
+records its intermediate activations under stable names (``conv1``, ``dense1``, ``logits``,
+...) as ``nnx.Intermediate``; :func:`call_with_intermediates` runs a model and returns them.
+
+References:
+  d-DeVIS CNN (Krug, Knaebel & Stober 2018, "Neuron activation profiles ..." / d-DeVIS tool).
+  Soomro et al. classifier ("Generating speech utterances by activation maximisation").
+  Frame MLP of the autoencoder-projection study (5 hidden ReLU layers of 1000 units).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+_HAS_CAPTURE = hasattr(nnx, "capture")
+
+
+def sow(module: nnx.Module, name: str, value: jax.Array) -> None:
+    """Record ``value`` as ``nnx.Intermediate`` ``name`` of ``module``.
+
+    Newer flax (0.12+) deprecates sowing outside ``nnx.capture``; we sow only while capturing
+    there, so that calling a model directly (training, gradients) stays silent and cheap.
+    Older flax has no ``capture``: we always sow and :func:`call_with_intermediates` pops them.
+    """
+    if not _HAS_CAPTURE or hasattr(module, "__captures__"):
+        module.sow(nnx.Intermediate, name, value)
+
+
+def variable_type(v: Any) -> type | None:
+    """The ``nnx.Variable`` class of a state leaf, or None for anything else.
+
+    flax >= 0.11 keeps ``Variable`` objects in a ``State``; flax 0.10 keeps ``VariableState``
+    objects whose ``.type`` is the class.
+    """
+    if isinstance(v, nnx.Variable):
+        return type(v)
+    t = getattr(v, "type", None)
+    return t if isinstance(t, type) and issubclass(t, nnx.Variable) else None
+
+
+def variable_value(v: Any) -> Any:
+    """The array held by a state leaf (``get_value`` on flax 0.12+, ``.value`` before)."""
+    return v.get_value() if hasattr(v, "get_value") else v.value
+
+
+def flat_intermediates(state: Mapping, prefix: tuple[str, ...] = ()) -> dict[str, jax.Array]:
+    """Flatten a (nested) intermediates ``State`` to ``{"name" or "sub/name": array}``.
+
+    A sown value is a tuple (one entry per call); the last call's value is kept.
+    """
+    out: dict[str, jax.Array] = {}
+    for key, v in state.items():
+        path = (*prefix, str(key))
+        if variable_type(v) is not None:
+            val = variable_value(v)
+            out["/".join(path)] = val[-1] if isinstance(val, tuple) else val
+        elif isinstance(v, Mapping):
+            out.update(flat_intermediates(v, path))
+    return out
+
+
+def call_with_intermediates(fn: nnx.Module | Callable, *args) -> tuple[Any, dict[str, jax.Array]]:
+    """Run a model (or a bound method of one) and collect its sown intermediates.
+
+    Returns ``(output, {name: array})``; works under ``jax.jit`` and with flax 0.10–0.12.
+    """
+    if _HAS_CAPTURE:
+        out, inter = nnx.capture(fn, nnx.Intermediate)(*args)
+        return out, flat_intermediates(inter)
+    module = fn if isinstance(fn, nnx.Module) else fn.__self__
+    out = fn(*args)
+    return out, flat_intermediates(nnx.pop(module, nnx.Intermediate))
+
+
+def max_pool2(x: jax.Array) -> jax.Array:
+    """2×2 max-pool with stride 2 and VALID padding on NHWC (odd sizes are floored)."""
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+
+def _check_input(x: jax.Array, input_shape: tuple[int, int], name: str) -> None:
+    if x.ndim != 3 or tuple(x.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"{name} expects features of shape (batch, {input_shape[0]}, "
+                         f"{input_shape[1]}), got {tuple(x.shape)}; pad/crop the time axis "
+                         "with the feature floor (engine.forward does this)")
+
+
+def _shape2(input_shape) -> tuple[int, int]:
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (freq, time) of positive ints, got {input_shape}")
+    return shape
+
+
+class DdevisCNN(nnx.Module):
+    """The d-DeVIS CNN: 4 conv blocks (16@7×7, 16@5×5, 32@3×3, 32@3×3, 'SAME'), each
+    ReLU → BatchNorm → 2×2 max-pool → dropout 0.25; dense 256 ReLU, dropout 0.5; logits.
+
+    Sows ``conv1``..``conv4`` (after ReLU+BatchNorm, before pooling, NHWC), ``dense1``
+    (after ReLU) and ``logits``. For input (160, 150): conv1 (b,160,150,16), conv2
+    (b,80,75,16), conv3 (b,40,37,32), conv4 (b,20,18,32), flattened 10·9·32 = 2880.
+    """
+
+    layer_names = ("conv1", "conv2", "conv3", "conv4", "dense1", "logits")
+    blocks = ((16, 7), (16, 5), (32, 3), (32, 3))
+
+    def __init__(self, n_classes: int, input_shape=(160, 150), *, rngs: nnx.Rngs):
+        self.input_shape = _shape2(input_shape)
+        self.n_classes = int(n_classes)
+        h, w, c_in = *self.input_shape, 1
+        for i, (c, k) in enumerate(self.blocks, start=1):
+            setattr(self, f"conv{i}", nnx.Conv(c_in, c, kernel_size=(k, k), padding="SAME",
+                                               rngs=rngs))
+            # Momentum 0.9 (not Keras' 0.99): running statistics settle within a few dozen
+            # steps, so short, time-budgeted first runs already evaluate well.
+            setattr(self, f"bn{i}", nnx.BatchNorm(c, momentum=0.9, rngs=rngs))
+            setattr(self, f"drop{i}", nnx.Dropout(0.25, rngs=rngs))
+            h, w, c_in = h // 2, w // 2, c
+        if h < 1 or w < 1:
+            raise ValueError(f"input_shape {self.input_shape} is too small for 4 poolings")
+        self.dense1 = nnx.Linear(h * w * c_in, 256, rngs=rngs)
+        self.drop_dense = nnx.Dropout(0.5, rngs=rngs)
+        self.out = nnx.Linear(256, self.n_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        _check_input(x, self.input_shape, "DdevisCNN")
+        x = x[..., None]
+        for i in range(1, 5):
+            x = getattr(self, f"bn{i}")(nnx.relu(getattr(self, f"conv{i}")(x)))
+            sow(self, f"conv{i}", x)
+            x = getattr(self, f"drop{i}")(max_pool2(x))
+        x = nnx.relu(self.dense1(x.reshape(x.shape[0], -1)))
+        sow(self, "dense1", x)
+        logits = self.out(self.drop_dense(x))
+        sow(self, "logits", logits)
+        return logits
+
+
+class SoomroCNN(nnx.Module):
+    """Soomro et al.'s classifier: conv 8/16/32 with 2×2 kernels ('SAME', ReLU, 2×2 max-pool
+    each), dense 512/256/128 ReLU, logits.
+
+    Sows ``conv1``..``conv3`` (after ReLU, before pooling), ``dense1``..``dense3``, ``logits``.
+    For input (80, 90): conv1 (b,80,90,8), conv2 (b,40,45,16), conv3 (b,20,22,32).
+    """
+
+    layer_names = ("conv1", "conv2", "conv3", "dense1", "dense2", "dense3", "logits")
+
+    def __init__(self, n_classes: int = 35, input_shape=(80, 90), *, rngs: nnx.Rngs):
+        self.input_shape = _shape2(input_shape)
+        self.n_classes = int(n_classes)
+        h, w, c_in = *self.input_shape, 1
+        for i, c in enumerate((8, 16, 32), start=1):
+            setattr(self, f"conv{i}", nnx.Conv(c_in, c, kernel_size=(2, 2), padding="SAME",
+                                               rngs=rngs))
+            h, w, c_in = h // 2, w // 2, c
+        if h < 1 or w < 1:
+            raise ValueError(f"input_shape {self.input_shape} is too small for 3 poolings")
+        n_in = h * w * c_in
+        for i, n in enumerate((512, 256, 128), start=1):
+            setattr(self, f"dense{i}", nnx.Linear(n_in, n, rngs=rngs))
+            n_in = n
+        self.out = nnx.Linear(n_in, self.n_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        _check_input(x, self.input_shape, "SoomroCNN")
+        x = x[..., None]
+        for i in range(1, 4):
+            x = nnx.relu(getattr(self, f"conv{i}")(x))
+            sow(self, f"conv{i}", x)
+            x = max_pool2(x)
+        x = x.reshape(x.shape[0], -1)
+        for i in range(1, 4):
+            x = nnx.relu(getattr(self, f"dense{i}")(x))
+            sow(self, f"dense{i}", x)
+        logits = self.out(x)
+        sow(self, "logits", logits)
+        return logits
+
+
+class FrameMLP(nnx.Module):
+    """Frame classifier: a context window of frames flattened, ``depth`` × dense ``hidden``
+    ReLU, logits. Input ``(batch, n_feat, context)`` (see :func:`frame_windows`).
+
+    Sows ``dense1``..``dense{depth}`` and ``logits``.
+    """
+
+    def __init__(self, n_classes: int, input_shape=(80, 11), *, hidden: int = 1000,
+                 depth: int = 5, rngs: nnx.Rngs):
+        self.input_shape = _shape2(input_shape)
+        self.n_classes = int(n_classes)
+        if hidden < 1 or depth < 1:
+            raise ValueError(f"need hidden >= 1 and depth >= 1, got {hidden}, {depth}")
+        self.depth = int(depth)
+        n_in = self.input_shape[0] * self.input_shape[1]
+        for i in range(1, depth + 1):
+            setattr(self, f"dense{i}", nnx.Linear(n_in, hidden, rngs=rngs))
+            n_in = hidden
+        self.out = nnx.Linear(n_in, self.n_classes, rngs=rngs)
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return (*(f"dense{i}" for i in range(1, self.depth + 1)), "logits")
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        _check_input(x, self.input_shape, "FrameMLP")
+        x = x.reshape(x.shape[0], -1)
+        for i in range(1, self.depth + 1):
+            x = nnx.relu(getattr(self, f"dense{i}")(x))
+            sow(self, f"dense{i}", x)
+        logits = self.out(x)
+        sow(self, "logits", logits)
+        return logits
+
+
+def frame_windows(feats, *, context: int = 11, hop: int = 1,
+                  floor: float | None = None) -> np.ndarray:
+    """Context windows of frames centred on every ``hop``-th frame of each utterance.
+
+    Args:
+      feats: ``(N, F, T)`` features.
+      context: frames per window (odd keeps it centred: ``context // 2`` each side).
+      hop: frames between window centres.
+      floor: value the edges are padded with; ``None`` → the minimum of ``feats`` (the feature
+        floor whenever any bin reaches it).
+    Returns:
+      ``(N, T', F, context)`` float32 with ``T' = ceil(T / hop)`` (``T' == T`` for hop 1); a
+      read-only strided view where possible, so large corpora are not copied.
+    """
+    x = np.asarray(feats, dtype=np.float32)
+    if x.ndim != 3 or x.shape[2] < 1:
+        raise ValueError(f"frame_windows expects (N, F, T) features, got shape {x.shape}")
+    if context < 1 or hop < 1:
+        raise ValueError(f"need context >= 1 and hop >= 1, got {context}, {hop}")
+    fill = float(x.min()) if floor is None else float(floor)
+    left = (context - 1) // 2
+    padded = np.pad(x, ((0, 0), (0, 0), (left, context - 1 - left)), constant_values=fill)
+    win = np.lib.stride_tricks.sliding_window_view(padded, context, axis=2)  # (N, F, T, C)
+    return win[:, :, ::hop].transpose(0, 2, 1, 3)

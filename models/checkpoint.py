@@ -1,0 +1,264 @@
+"""Checkpoints: model state through orbax plus a validated ``metadata.json``.
+
+Layout of a checkpoint folder::
+
+    <directory>/state/          orbax (tensorstore) arrays of the model's Params, BatchStats, …
+    <directory>/metadata.json   format_version, arch, arch_kwargs, labels, features, corpus,
+                                split, metrics, versions, created (+ anything the caller adds)
+
+A save is written to a hidden sibling folder and renamed into place, so an interrupted save
+never looks complete. Loading validates ``metadata.json`` before anything is built, rebuilds
+the model through :func:`models.registry.build_model` and checks every array's shape. No
+pickle is involved anywhere (orbax stores plain arrays; metadata is JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from data.features import FeatureParams
+from models.architectures import variable_type, variable_value
+from models.registry import build_model
+
+FORMAT_VERSION = 1
+KNOWN_FORMAT_VERSIONS = (1,)
+_REQUIRED = {"format_version": int, "arch": str, "arch_kwargs": dict, "labels": list,
+             "features": dict}
+_OPTIONAL = {"split": dict, "metrics": dict, "versions": dict, "created": str}
+_PACKAGES = {"jax": "jax", "flax": "flax", "optax": "optax", "orbax": "orbax-checkpoint",
+             "numpy": "numpy", "hearsight": "hearsight"}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, incomplete, corrupt or does not fit its model."""
+
+
+def _remedy(directory: Path, arch: str = "<arch>") -> str:
+    return f"retrain with: hearsight train --corpus <spec> --arch {arch} --out {directory}"
+
+
+def _fail(problem: str, directory: Path, arch: str = "<arch>") -> CheckpointError:
+    return CheckpointError(f"checkpoint {directory}: {problem}; {_remedy(directory, arch)}")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for key, dist in _PACKAGES.items():
+        try:
+            out[key] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            out[key] = "unknown"
+    return out
+
+
+def _set_variable(v: Any, value: Any) -> None:
+    if hasattr(v, "set_value"):
+        v.set_value(value)
+    else:
+        v.value = value
+
+
+def _saved_variables(state: Mapping, prefix: tuple[str, ...] = ()) -> dict[tuple, Any]:
+    """``{path: Variable}`` of everything worth saving (not RNG state, not intermediates)."""
+    out = {}
+    for key, v in state.items():
+        path = (*prefix, str(key))
+        kind = variable_type(v)
+        if kind is not None:
+            if not issubclass(kind, (nnx.RngState, nnx.Intermediate)):
+                out[path] = v
+        elif isinstance(v, Mapping):
+            out.update(_saved_variables(v, path))
+    return out
+
+
+def _nest(flat: dict[tuple, Any]) -> dict:
+    root: dict = {}
+    for path, value in flat.items():
+        node = root
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return root
+
+
+def _flatten(tree: Mapping, prefix: tuple[str, ...] = ()) -> dict[tuple, Any]:
+    out = {}
+    for key, v in tree.items():
+        path = (*prefix, str(key))
+        out.update(_flatten(v, path) if isinstance(v, Mapping) else {path: v})
+    return out
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (np.ndarray, jnp.ndarray)):
+        return np.asarray(obj).tolist()
+    if isinstance(obj, FeatureParams):
+        return obj.to_dict()
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def validate_metadata(meta: Any, directory: Path | str = "<checkpoint>") -> FeatureParams:
+    """Check a checkpoint's metadata; return its :class:`FeatureParams`.
+
+    Raises:
+      CheckpointError: a required key is missing or has the wrong type, the format version is
+        unknown, labels are not a list of ``n_classes`` strings, or the features are invalid.
+    """
+    directory = Path(directory)
+    if not isinstance(meta, dict):
+        raise _fail("metadata.json must hold a JSON object", directory)
+    arch = meta.get("arch") if isinstance(meta.get("arch"), str) else "<arch>"
+    for key, typ in {**_REQUIRED, **_OPTIONAL}.items():
+        if key not in meta and key in _REQUIRED:
+            raise _fail(f"metadata.json lacks the required key {key!r}", directory, arch)
+        if key in meta and (not isinstance(meta[key], typ) or isinstance(meta[key], bool)):
+            raise _fail(f"metadata key {key!r} must be {typ.__name__}, got "
+                        f"{type(meta[key]).__name__}", directory, arch)
+    if meta["format_version"] not in KNOWN_FORMAT_VERSIONS:
+        raise _fail(f"unknown format_version {meta['format_version']} (this hearsight reads "
+                    f"{list(KNOWN_FORMAT_VERSIONS)})", directory, arch)
+    kw = meta["arch_kwargs"]
+    n, shape = kw.get("n_classes"), kw.get("input_shape")
+    if not (isinstance(n, int) and n >= 1 and isinstance(shape, list) and len(shape) == 2
+            and all(isinstance(s, int) and s >= 1 for s in shape)):
+        raise _fail(f"arch_kwargs must hold n_classes (int >= 1) and input_shape "
+                    f"[freq, time] (ints), got {kw}", directory, arch)
+    labels = meta["labels"]
+    if not all(isinstance(s, str) for s in labels) or len(labels) != n:
+        raise _fail(f"labels must be a list of {n} strings (n_classes), got {labels!r}",
+                    directory, arch)
+    try:
+        return FeatureParams.from_dict(meta["features"])
+    except (TypeError, ValueError) as e:
+        raise _fail(f"invalid feature parameters ({e})", directory, arch) from e
+
+
+def _complete_metadata(metadata: dict) -> dict:
+    meta = {"format_version": FORMAT_VERSION, "corpus": None, "split": {}, "metrics": {}}
+    meta.update(metadata)
+    if isinstance(meta.get("features"), FeatureParams):
+        meta["features"] = meta["features"].to_dict()
+    kw = dict(meta.get("arch_kwargs") or {})
+    if "input_shape" in kw:
+        kw["input_shape"] = [int(s) for s in kw["input_shape"]]
+    meta["arch_kwargs"] = kw
+    meta["versions"] = _versions()
+    meta["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # Round-trip through JSON so what is validated is exactly what will be read back.
+    return json.loads(json.dumps(meta, default=_json_default))
+
+
+def _swap_into_place(tmp: Path, directory: Path) -> None:
+    if not directory.exists():
+        os.rename(tmp, directory)
+        return
+    old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex}"
+    os.rename(directory, old)
+    os.rename(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_checkpoint(directory: str | Path, model: nnx.Module, metadata: dict) -> Path:
+    """Save ``model``'s state and ``metadata`` (see module docstring) into ``directory``.
+
+    ``metadata`` needs at least ``arch``, ``arch_kwargs`` (``n_classes``, ``input_shape``),
+    ``labels`` and ``features`` (dict or :class:`FeatureParams`); ``format_version``,
+    ``versions`` and ``created`` (UTC ISO 8601) are filled in. Replaces an existing checkpoint.
+    Returns the absolute checkpoint path.
+    """
+    directory = Path(directory).absolute()
+    meta = _complete_metadata(metadata)
+    validate_metadata(meta, directory)
+    arrays = {p: np.asarray(variable_value(v))
+              for p, v in _saved_variables(nnx.state(model)).items()}
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex}"
+    try:
+        tmp.mkdir()
+        with ocp.StandardCheckpointer() as ckptr:
+            ckptr.save(tmp / "state", _nest(arrays))
+        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        _swap_into_place(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def _read_metadata(directory: Path) -> dict:
+    path = directory / "metadata.json"
+    if not path.is_file():
+        raise _fail("metadata.json is missing (incomplete or foreign folder)", directory)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise _fail(f"metadata.json is corrupt ({e})", directory) from e
+
+
+def _restore_into(model: nnx.Module, state_dir: Path, directory: Path, arch: str) -> None:
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            restored = _flatten(ckptr.restore(state_dir))
+    except Exception as e:  # orbax/tensorstore raise many types for damaged files
+        raise _fail(f"model state is corrupt ({type(e).__name__}: {e})", directory, arch) from e
+    state = nnx.state(model)
+    wanted = _saved_variables(state)
+    missing, extra = sorted(set(wanted) - set(restored)), sorted(set(restored) - set(wanted))
+    if missing or extra:
+        raise _fail(f"saved state does not fit architecture {arch!r}: missing "
+                    f"{['/'.join(p) for p in missing]}, unexpected "
+                    f"{['/'.join(p) for p in extra]}", directory, arch)
+    for path, var in wanted.items():
+        old, new = np.shape(variable_value(var)), np.shape(restored[path])
+        if old != new:
+            raise _fail(f"shape mismatch at {'/'.join(path)}: saved {new}, model expects "
+                        f"{old}", directory, arch)
+        _set_variable(var, jnp.asarray(restored[path], dtype=variable_value(var).dtype))
+    nnx.update(model, state)
+
+
+def load_checkpoint(directory: str | Path) -> tuple[nnx.Module, dict]:
+    """Load a checkpoint saved by :func:`save_checkpoint`.
+
+    Returns:
+      ``(model, metadata)``; the model is in eval mode.
+    Raises:
+      CheckpointError: missing folder, missing/corrupt/invalid metadata, unknown
+        format_version, missing/corrupt state, state that does not fit the architecture.
+    """
+    directory = Path(directory).absolute()
+    if not directory.is_dir():
+        raise _fail("no such checkpoint folder", directory)
+    meta = _read_metadata(directory)
+    validate_metadata(meta, directory)
+    arch, kw = meta["arch"], meta["arch_kwargs"]
+    state_dir = directory / "state"
+    if not state_dir.is_dir():
+        raise _fail("the model state folder 'state' is missing", directory, arch)
+    try:
+        model = build_model(arch, n_classes=kw["n_classes"], input_shape=kw["input_shape"])
+    except ValueError as e:
+        raise _fail(f"cannot rebuild architecture {arch!r} ({e})", directory, arch) from e
+    _restore_into(model, state_dir, directory, arch)
+    model.eval()
+    return model, meta
