@@ -54,6 +54,26 @@ class Predictor:
     def arch(self) -> str:
         return str(self.metadata["arch"])
 
+    @property
+    def acts_fn(self):
+        """Pure ``acts_fn(x, *, perturb=None, mask=None, replace=None) -> (logits, acts)``.
+
+        Eval mode, differentiable, the same object on every access (it is a static argument
+        of the engine's jitted analyses, so a new object would recompile them). Interventions
+        follow :mod:`models.hooks` / ``engine.ablation.intervene``.
+        """
+        if "acts_fn" not in self._extra:
+            self._extra["acts_fn"] = make_acts_fn(self.forward.graphdef, self.forward.state)
+        return self._extra["acts_fn"]
+
+    @property
+    def logits_fn(self):
+        """Pure ``logits_fn(x) -> logits`` (stable object, see :attr:`acts_fn`)."""
+        if "logits_fn" not in self._extra:
+            acts_fn = self.acts_fn
+            self._extra["logits_fn"] = lambda x: acts_fn(x)[0]
+        return self._extra["logits_fn"]
+
     def features(self, waves: np.ndarray) -> np.ndarray:
         """``(n, samples)`` prepared waveforms → ``(n, freq, time)`` features."""
         return features_batch(np.atleast_2d(waves), self.params)
@@ -71,7 +91,7 @@ class Predictor:
         from models.architectures import frame_windows
         from models.fit import FRAME_CONTEXT
 
-        w = np.asarray(frame_windows(x, context=FRAME_CONTEXT, hop=1))
+        w = np.asarray(frame_windows(x, context=FRAME_CONTEXT, hop=1, floor=self.params.floor))
         n, t = w.shape[:2]
         logits, acts = self.forward(w.reshape(n * t, *w.shape[2:]))
         probs = _softmax(np.asarray(logits)).reshape(n, t, -1)
@@ -97,6 +117,21 @@ class Predictor:
             probs = self.predict_waves(wave[None])[0]
             out.append(prediction_record(str(path), probs, self.labels))
         return out
+
+
+def make_acts_fn(graphdef, state):
+    """A pure forward over a split nnx model returning logits and every sown intermediate."""
+    from flax import nnx
+
+    from models.architectures import call_with_intermediates
+    from models.hooks import intervening, make_intervention
+
+    def acts_fn(x, *, perturb=None, mask=None, replace=None):
+        fn = make_intervention(perturb=perturb, mask=mask, replace=replace)
+        with intervening(fn):
+            return call_with_intermediates(nnx.merge(graphdef, state), x)
+
+    return acts_fn
 
 
 def prediction_record(name: str, probs: np.ndarray, labels: list[str]) -> dict:

@@ -22,18 +22,26 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from models.hooks import tap
+
 _HAS_CAPTURE = hasattr(nnx, "capture")
 
 
-def sow(module: nnx.Module, name: str, value: jax.Array) -> None:
-    """Record ``value`` as ``nnx.Intermediate`` ``name`` of ``module``.
+def sow(module: nnx.Module, name: str, value: jax.Array) -> jax.Array:
+    """Record ``value`` as ``nnx.Intermediate`` ``name`` of ``module`` and return it.
+
+    The value first passes through :func:`models.hooks.tap`, so an active intervention
+    (ablation mask, Grad-CAM perturbation) changes what is recorded *and* what the next layer
+    sees; callers must continue with the returned value.
 
     Newer flax (0.12+) deprecates sowing outside ``nnx.capture``; we sow only while capturing
     there, so that calling a model directly (training, gradients) stays silent and cheap.
     Older flax has no ``capture``: we always sow and :func:`call_with_intermediates` pops them.
     """
+    value = tap(name, value)
     if not _HAS_CAPTURE or hasattr(module, "__captures__"):
         module.sow(nnx.Intermediate, name, value)
+    return value
 
 
 def variable_type(v: Any) -> type | None:
@@ -136,12 +144,12 @@ class DdevisCNN(nnx.Module):
         x = x[..., None]
         for i in range(1, 5):
             x = getattr(self, f"bn{i}")(nnx.relu(getattr(self, f"conv{i}")(x)))
-            sow(self, f"conv{i}", x)
+            x = sow(self, f"conv{i}", x)
             x = getattr(self, f"drop{i}")(max_pool2(x))
         x = nnx.relu(self.dense1(x.reshape(x.shape[0], -1)))
-        sow(self, "dense1", x)
+        x = sow(self, "dense1", x)
         logits = self.out(self.drop_dense(x))
-        sow(self, "logits", logits)
+        logits = sow(self, "logits", logits)
         return logits
 
 
@@ -176,14 +184,14 @@ class SoomroCNN(nnx.Module):
         x = x[..., None]
         for i in range(1, 4):
             x = nnx.relu(getattr(self, f"conv{i}")(x))
-            sow(self, f"conv{i}", x)
+            x = sow(self, f"conv{i}", x)
             x = max_pool2(x)
         x = x.reshape(x.shape[0], -1)
         for i in range(1, 4):
             x = nnx.relu(getattr(self, f"dense{i}")(x))
-            sow(self, f"dense{i}", x)
+            x = sow(self, f"dense{i}", x)
         logits = self.out(x)
-        sow(self, "logits", logits)
+        logits = sow(self, "logits", logits)
         return logits
 
 
@@ -216,9 +224,9 @@ class FrameMLP(nnx.Module):
         x = x.reshape(x.shape[0], -1)
         for i in range(1, self.depth + 1):
             x = nnx.relu(getattr(self, f"dense{i}")(x))
-            sow(self, f"dense{i}", x)
+            x = sow(self, f"dense{i}", x)
         logits = self.out(x)
-        sow(self, "logits", logits)
+        logits = sow(self, "logits", logits)
         return logits
 
 

@@ -50,13 +50,13 @@ def model_input_shape(arch: str, params: FeatureParams) -> tuple[int, int]:
     return params.shape
 
 
-def to_model_inputs(arch: str, split: SplitArrays, *, stride: int = 1):
+def to_model_inputs(arch: str, split: SplitArrays, *, stride: int = 1, floor: float = -4.0):
     """Arrays a model trains on: utterances, or frame windows for ``frame_mlp``."""
     if arch != "frame_mlp":
         return split.x, split.y
     from models.architectures import frame_windows
 
-    w = np.asarray(frame_windows(split.x, context=FRAME_CONTEXT, hop=1))  # (n, T, F, C)
+    w = np.asarray(frame_windows(split.x, context=FRAME_CONTEXT, hop=1, floor=floor))  # (n, T, F, C)
     w = w[:, ::stride]
     y = np.repeat(split.y, w.shape[1])
     return w.reshape(-1, *w.shape[2:]).astype(np.float32), y.astype(np.int32)
@@ -77,8 +77,8 @@ def fit(corpus, out_dir: str | Path, config: FitConfig = FitConfig(), *,
     splits = {s: load_split(corpus, s, params, progress=progress) for s in ("train", "valid", "test")}
     log(f"features ready in {time.perf_counter() - t0:.1f} s: "
         + ", ".join(f"{s} {len(a.y)}" for s, a in splits.items()))
-    xtr, ytr = to_model_inputs(config.arch, splits["train"], stride=config.frame_stride)
-    xva, yva = to_model_inputs(config.arch, splits["valid"], stride=config.frame_stride)
+    xtr, ytr = to_model_inputs(config.arch, splits["train"], stride=config.frame_stride, floor=params.floor)
+    xva, yva = to_model_inputs(config.arch, splits["valid"], stride=config.frame_stride, floor=params.floor)
     shape = model_input_shape(config.arch, params)
     model = build_model(config.arch, n_classes=len(corpus.labels), input_shape=shape,
                         seed=config.seed)
@@ -86,7 +86,7 @@ def fit(corpus, out_dir: str | Path, config: FitConfig = FitConfig(), *,
                               batch_size=config.batch_size, learning_rate=config.learning_rate,
                               patience=config.patience, seed=config.seed, progress=progress,
                               time_budget_s=config.time_budget_s)
-    xte, yte = to_model_inputs(config.arch, splits["test"], stride=1)
+    xte, yte = to_model_inputs(config.arch, splits["test"], stride=1, floor=params.floor)
     test = evaluate(model, xte, yte, list(corpus.labels))
     metadata = {
         "arch": config.arch,
