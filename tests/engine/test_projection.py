@@ -1,0 +1,127 @@
+"""Known-answer tests of engine.projection (PivotMDS, classical MDS, PCA, dispatcher)."""
+
+import sys
+from functools import partial
+
+import jax
+import numpy as np
+import pytest
+from scipy.spatial import procrustes
+
+from engine import projection
+from engine.projection import aligned_empty, classical_mds, pca, pivot_mds, project
+
+KEY = jax.random.key(0)
+
+
+def _plane(rng, n, d, scales=(3.0, 1.0)):
+    """Points on a 2-D plane embedded in d dimensions: returns (x (n, d), true coords (n, 2))."""
+    z = rng.standard_normal((n, 2)) * np.asarray(scales)
+    basis, _ = np.linalg.qr(rng.standard_normal((d, 2)))
+    return (z @ basis.T + 5.0).astype(np.float32), z
+
+
+def _affine_residual(z, y):
+    """Relative residual of the best affine map z -> y (0 iff y is a linear image of z)."""
+    a = np.c_[z, np.ones(len(z))]
+    coef = np.linalg.lstsq(a, np.asarray(y, np.float64), rcond=None)[0]
+    return np.sum((a @ coef - y) ** 2) / np.sum((y - np.mean(y, axis=0)) ** 2)
+
+
+@pytest.mark.parametrize("pivots", ["maxmin", "random"])
+def test_all_points_as_pivots_is_classical_mds(pivots):
+    x = np.random.default_rng(0).standard_normal((60, 5)).astype(np.float32)
+    ref = jax.jit(classical_mds, static_argnames="dims")(x, dims=2)
+    got = pivot_mds(x, k=60, pivots=pivots, key=KEY)
+    assert procrustes(np.asarray(ref), np.asarray(got))[2] < 1e-8
+    # The sign convention makes the layouts equal entry by entry, not just up to rotation.
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_classical_mds_of_points_in_plane_recovers_them():
+    x, z = _plane(np.random.default_rng(1), 80, 10)
+    y = jax.jit(classical_mds, static_argnames="dims")(x, dims=2)
+    assert procrustes(z, np.asarray(y))[2] < 1e-8
+
+
+def test_pivot_mds_recovers_plane_in_50d():
+    x, z = _plane(np.random.default_rng(2), 300, 50)
+    y = np.asarray(pivot_mds(x, k=20, key=KEY))
+    # The layout spans exactly the plane: a linear image of the true coordinates ...
+    assert _affine_residual(z, y) < 1e-8
+    # ... and, with spread-out max-min pivots, nearly a similarity transform of them.
+    assert procrustes(z, y)[2] < 1e-3
+
+
+def test_chunked_equals_one_chunk():
+    x = np.random.default_rng(3).standard_normal((1000, 6)).astype(np.float32)
+    for pivots in ("maxmin", "random"):
+        whole = pivot_mds(x, k=12, pivots=pivots, key=KEY, chunk=4096)
+        parts = pivot_mds(x, k=12, pivots=pivots, key=KEY, chunk=128)
+        np.testing.assert_allclose(parts, whole, rtol=1e-4, atol=1e-4)
+
+
+def test_large_n_streams_without_n_by_n_matrix():
+    # 200k x 200k float32 would be 160 GB; streaming keeps it at n*k plus one chunk.
+    rng = np.random.default_rng(4)
+    n, d = 200_000, 8
+    x = aligned_empty((n, d))
+    z = rng.standard_normal((n, 2)).astype(np.float32) * np.float32([2.0, 1.0])
+    x[:] = z @ rng.standard_normal((2, d)).astype(np.float32)
+    y = np.asarray(pivot_mds(x, k=10, key=KEY, chunk=65536))
+    assert y.shape == (n, 2) and np.all(np.isfinite(y))
+    assert _affine_residual(z[:5000], y[:5000]) < 1e-6
+
+
+def test_largest_entry_of_each_axis_is_positive():
+    x = np.random.default_rng(5).standard_normal((50, 4)).astype(np.float32)
+    for y in (pivot_mds(x, k=10, key=KEY), pca(x), classical_mds(x)):
+        y = np.asarray(y)
+        assert np.all(y[np.argmax(np.abs(y), axis=0), [0, 1]] > 0)
+
+
+def test_pca_matches_svd_and_streamed_covariance():
+    x = np.random.default_rng(6).standard_normal((300, 7)).astype(np.float32) * np.arange(1, 8)
+    small = np.asarray(jax.jit(partial(pca, dims=2))(x))
+    streamed = np.asarray(pca(x, dims=2, chunk=64))
+    np.testing.assert_allclose(streamed, small, rtol=1e-3, atol=1e-3)
+    # Independent reference: scores on the top eigenvectors of numpy's covariance.
+    xc = x - x.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov(xc.T))
+    ref = xc @ vecs[:, ::-1][:, :2]
+    np.testing.assert_allclose(np.abs(small), np.abs(ref), rtol=1e-3, atol=1e-3)
+    # PCA of Euclidean data equals classical MDS.
+    np.testing.assert_allclose(small, classical_mds(x), rtol=1e-3, atol=1e-3)
+
+
+def test_project_dispatches_and_validates():
+    x = np.random.default_rng(7).standard_normal((40, 3)).astype(np.float32)
+    np.testing.assert_allclose(project(x, method="pca"), pca(x), atol=1e-6)
+    np.testing.assert_allclose(project(x, method="pivotmds", key=KEY, k=8),
+                               pivot_mds(x, k=8, key=KEY), atol=1e-6)
+    with pytest.raises(ValueError, match="unknown projection method"):
+        project(x, method="isomap", key=KEY)
+    with pytest.raises(ValueError, match="unknown projection options"):
+        project(x, method="pca", bogus=1)
+    with pytest.raises(ValueError, match="key"):
+        project(x, method="pivotmds")
+
+
+@pytest.mark.parametrize(("method", "module"), [("umap", "umap"), ("tsne", "openTSNE")])
+def test_missing_peer_names_the_extra(monkeypatch, method, module):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    x = np.zeros((10, 3), np.float32)
+    with pytest.raises(ImportError, match=r"pip install hearsight\[peers\]"):
+        project(x, method=method, key=KEY)
+
+
+def test_boundaries_raise_clear_errors():
+    x = np.zeros((30, 3), np.float32)
+    with pytest.raises(ValueError, match="k <= n"):
+        pivot_mds(x, k=31, key=KEY)
+    with pytest.raises(ValueError, match="pivots"):
+        pivot_mds(x, k=5, pivots="kmeans", key=KEY)
+    with pytest.raises(ValueError, match=r"\(n, d\)"):
+        pivot_mds(np.zeros(30), key=KEY)
+    with pytest.raises(ValueError, match="pivot_mds"):
+        classical_mds(np.zeros((projection.MAX_MDS_POINTS + 1, 1), np.float32))
