@@ -17,12 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data.corpora import cache_home
 from data.features import FeatureParams, features_batch
-
-
-def cache_home() -> Path:
-    """The cache folder: ``$HEARSIGHT_HOME`` or ``~/.cache/hearsight``."""
-    return Path(os.environ.get("HEARSIGHT_HOME") or Path.home() / ".cache" / "hearsight")
 
 
 @dataclass(frozen=True)

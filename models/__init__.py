@@ -1,0 +1,42 @@
+"""flax nnx architectures, training, checkpoints and the model registry.
+
+Public names are re-exported lazily (PEP 562) so that importing the package stays cheap:
+``from models import DdevisCNN`` imports only the module that defines it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "DdevisCNN": "architectures",
+    "SoomroCNN": "architectures",
+    "FrameMLP": "architectures",
+    "frame_windows": "architectures",
+    "call_with_intermediates": "architectures",
+    "SpectrogramAE": "autoencoder",
+    "ARCHITECTURES": "registry",
+    "DEFAULT_FEATURES": "registry",
+    "build_model": "registry",
+    "resolve_factory": "registry",
+    "train_classifier": "train",
+    "train_autoencoder": "train",
+    "evaluate": "train",
+    "TrainResult": "train",
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "FitConfig": "fit",
+    "tap": "hooks",
+    "intervening": "hooks",
+    "make_intervention": "hooks",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,1 @@
+"""The Panel server, its pages, session state and the command line."""

@@ -7,12 +7,14 @@ def build_pages(shared):
     """The whole page of one session: header, sidebar (audio in), tabs."""
     import panel as pn
 
+    from serve.pages.compare import ComparePage
     from serve.pages.inspect import InspectPage
     from serve.session import Session
 
     session = Session(shared)
-    inspect = InspectPage(session)
-    tabs = pn.Tabs(("Inspect", inspect.view()), dynamic=False, sizing_mode="stretch_width")
+    pages = [("Inspect", InspectPage(session)), ("Edit & compare", ComparePage(session))]
+    tabs = pn.Tabs(*[(name, page.view()) for name, page in pages], dynamic=False,
+                   sizing_mode="stretch_width")
     template = pn.template.FastListTemplate(
         title="hearsight", sidebar=[session.sidebar()], main=[tabs],
         header_background="#1f2937", accent_base_color="#0e7490", sidebar_width=320)
