@@ -1,0 +1,330 @@
+"""Activation stores: every layer's activations of a whole corpus split, on disk as Parquet.
+
+A store is a folder::
+
+    out_dir/layer=conv1/part-00000.parquet   metadata columns + ``acts`` (one row per point)
+    out_dir/layer=dense1/part-00000.parquet
+    out_dir/store.json                       manifest, written last
+
+Rows are utterances (``level="utterance"``) or frames (``level="frame"``). Activations are
+pooled before they are stored (:func:`pool_activation`): conv maps ``(freq, time, channels)``
+are averaged over frequency and time (utterance) or over frequency only (frame); dense
+vectors are kept; per-frame dense activations ``(frames, units)`` (``frame_mlp``) are averaged
+over frames (utterance) or kept per frame.
+
+The vectors are one ``FixedSizeList<float32>[d]`` column rather than ``d`` scalar columns: its
+values are one contiguous buffer per row group, so reading a layer back into an ``(n, d)``
+float32 array is a single copy per row group instead of ``d`` strided column copies (measured
+~1.6x faster for d = 256, and the file is ~30 % smaller because it holds one column's metadata
+instead of 256).
+
+Writes are chunked (one row group per batch) so memory is bounded by one batch whatever the
+corpus size, and atomic: everything goes to ``out_dir.tmp-<pid>``, the manifest is written
+last and the folder is renamed into place, so an interrupted store is never read as complete.
+
+This module never imports models or the engine: the forward pass comes in as a
+``run_batch(waves) -> (probs, acts)`` callable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LEVELS = ("utterance", "frame")
+MANIFEST = "store.json"
+FORMAT = "hearsight-activations"
+VERSION = 1
+PART = "part-00000.parquet"
+ACTS = "acts"
+META_COLUMNS = ("item_id", "label", "speaker", "prediction", "correct", "confidence")
+CATEGORICAL = ("label", "speaker", "prediction")
+
+
+@dataclass(frozen=True)
+class BatchActs:
+    """Pooled activations of a batch of ``n`` utterances with their metadata.
+
+    Attributes:
+      item_id, label, speaker, prediction: ``(n,)`` strings (prediction = predicted class).
+      correct: ``(n,)`` bool, prediction == label.
+      confidence: ``(n,)`` float32 probability of the predicted class.
+      acts: layer name → ``(n, d)`` (utterance level) or ``(n, frames, d)`` (frame level)
+        float32, already pooled by :func:`pool_activation`.
+    """
+
+    item_id: Sequence[str]
+    label: Sequence[str]
+    speaker: Sequence[str]
+    prediction: Sequence[str]
+    correct: np.ndarray
+    confidence: np.ndarray
+    acts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.item_id)
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+
+
+def pool_activation(a, *, level: str) -> np.ndarray | None:
+    """Pool one layer's batch activation for storage.
+
+    Args:
+      a: ``(n, d)`` dense, ``(n, frames, units)`` per-frame dense or ``(n, freq, time, ch)``
+        conv (NHWC) activations.
+      level: ``"utterance"`` → ``(n, d)``; ``"frame"`` → ``(n, frames, d)``.
+    Returns:
+      float32 pooled array, or ``None`` at frame level for a layer without a time axis.
+    """
+    _check_level(level)
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 2:
+        return a if level == "utterance" else None
+    if a.ndim == 3:
+        return a.mean(axis=1) if level == "utterance" else a
+    if a.ndim == 4:
+        return a.mean(axis=(1, 2)) if level == "utterance" else a.mean(axis=1)
+    raise ValueError(f"cannot pool an activation of shape {a.shape}; expected (n, d), "
+                     "(n, frames, d) or (n, freq, time, channels)")
+
+
+def _layer_table(batch: BatchActs, a: np.ndarray, level: str) -> pa.Table:
+    """Rows of one layer for one batch: metadata (repeated per frame) + ``acts``."""
+    n = batch.n
+    if a.shape[0] != n or a.ndim != (2 if level == "utterance" else 3):
+        raise ValueError(f"{level}-level activations must be ({n}, "
+                         f"{'d' if level == 'utterance' else 'frames, d'}), got {a.shape}")
+    frames = 1 if level == "utterance" else a.shape[1]
+    cols = {"item_id": pa.array(np.repeat(np.asarray(batch.item_id, dtype=object), frames),
+                                pa.string())}
+    for name in ("label", "speaker", "prediction"):
+        cols[name] = pa.array(np.repeat(np.asarray(getattr(batch, name), dtype=object), frames),
+                              pa.string())
+    cols["correct"] = pa.array(np.repeat(np.asarray(batch.correct, bool), frames))
+    cols["confidence"] = pa.array(np.repeat(np.asarray(batch.confidence, np.float32), frames))
+    if level == "frame":
+        cols["frame"] = pa.array(np.tile(np.arange(frames, dtype=np.int32), n))
+    flat = np.ascontiguousarray(a, dtype=np.float32).reshape(-1)
+    d = a.shape[-1]
+    cols[ACTS] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), d)
+    return pa.table(cols)
+
+
+def _tmp_dir(out_dir: Path) -> Path:
+    return out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
+
+
+def _write_parts(tmp: Path, batches: Iterable[BatchActs], level: str,
+                 layers: Sequence[str] | None) -> dict[str, dict]:
+    writers: dict[str, pq.ParquetWriter] = {}
+    info: dict[str, dict] = {}
+    try:
+        for batch in batches:
+            names = list(batch.acts) if layers is None else list(layers)
+            for name in names:
+                if name not in batch.acts:
+                    raise ValueError(f"layer {name!r} missing from a batch (has {sorted(batch.acts)})")
+                table = _layer_table(batch, batch.acts[name], level)
+                if name not in writers:
+                    (tmp / f"layer={name}").mkdir(parents=True)
+                    writers[name] = pq.ParquetWriter(tmp / f"layer={name}" / PART, table.schema)
+                    info[name] = {"name": name, "dim": int(batch.acts[name].shape[-1]), "rows": 0}
+                writers[name].write_table(table)  # one row group per batch: bounded memory
+                info[name]["rows"] += table.num_rows
+    finally:
+        for w in writers.values():
+            w.close()
+    return info
+
+
+def write_activation_store(out_dir, batches: Iterable[BatchActs], *, level: str,
+                           layers: Sequence[str] | None = None, meta: dict | None = None,
+                           overwrite: bool = False) -> Path:
+    """Write an activation store chunk by chunk, atomically.
+
+    Args:
+      out_dir: folder to create.
+      batches: iterable of :class:`BatchActs` (e.g. :func:`compute_activation_batches`).
+      level: ``"utterance"`` or ``"frame"``; each layer's arrays must be ``(n, d)`` or
+        ``(n, frames, d)`` accordingly.
+      layers: names to keep (default every layer of the first batch), in order.
+      meta: JSON-friendly description stored in the manifest (model, corpus, split, ...).
+      overwrite: replace an existing store at ``out_dir``.
+    Returns:
+      ``out_dir`` as a Path. On any exception nothing is left behind.
+    """
+    _check_level(level)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ValueError(f"{out_dir} already exists; choose another folder or remove it")
+    tmp = _tmp_dir(out_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        info = _write_parts(tmp, batches, level, layers)
+        if not info:
+            raise ValueError("no activations were written: the batches were empty")
+        manifest = {"format": FORMAT, "version": VERSION, "level": level,
+                    "layers": list(info.values()), "meta": meta or {}}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+@dataclass(frozen=True)
+class ActivationStore:
+    """A complete store opened by :func:`open_activation_store` (reads lazily)."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def level(self) -> str:
+        return self.manifest["level"]
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(layer["name"] for layer in self.manifest["layers"])
+
+    def info(self, name: str) -> dict:
+        """``{"name", "dim", "rows"}`` of one layer."""
+        for layer in self.manifest["layers"]:
+            if layer["name"] == name:
+                return layer
+        raise ValueError(f"no layer {name!r} in {self.path}; layers: {list(self.layers)}")
+
+    def _file(self, name: str) -> Path:
+        self.info(name)
+        return self.path / f"layer={name}" / PART
+
+    def meta(self, layer: str | None = None) -> pd.DataFrame:
+        """Metadata columns of ``layer``'s rows (default: the first layer), in row order.
+
+        Columns: item_id, label, speaker, prediction (categoricals except item_id), correct,
+        confidence, and frame (frame level).
+        """
+        path = self._file(layer or self.layers[0])
+        names = [c for c in pq.read_schema(path).names if c != ACTS]
+        df = pq.read_table(path, columns=names).to_pandas()
+        for col in CATEGORICAL:
+            df[col] = df[col].astype("category")
+        return df
+
+    def iter_layer(self, name: str, chunk_rows: int = 65536) -> Iterator[np.ndarray]:
+        """Yield ``(<= chunk_rows, d)`` float32 blocks of ``name`` in row order."""
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        d = self.info(name)["dim"]
+        with pq.ParquetFile(self._file(name)) as f:
+            for rb in f.iter_batches(batch_size=chunk_rows, columns=[ACTS]):
+                yield _fsl_to_numpy(rb.column(0), d)
+
+    def layer_matrix(self, name: str, *, rows=None) -> np.ndarray:
+        """Activations of ``name`` as ``(n, d)`` float32 (``rows``: indices or a bool mask)."""
+        info = self.info(name)
+        if rows is None:
+            col = pq.read_table(self._file(name), columns=[ACTS]).column(ACTS)
+            return _chunks_to_numpy(col.chunks, info["rows"], info["dim"])
+        idx = np.arange(info["rows"])[rows] if np.asarray(rows).dtype == bool else np.asarray(rows)
+        if idx.size and (idx.min() < 0 or idx.max() >= info["rows"]):
+            raise ValueError(f"rows must lie in [0, {info['rows']}), got {idx.min()}..{idx.max()}")
+        order = np.argsort(idx, kind="stable")
+        out = np.empty((idx.size, info["dim"]), np.float32)
+        start, k = 0, 0
+        for block in self.iter_layer(name):
+            stop = start + len(block)
+            while k < idx.size and idx[order[k]] < stop:
+                out[order[k]] = block[idx[order[k]] - start]
+                k += 1
+            start = stop
+        return out
+
+
+def _fsl_to_numpy(arr: pa.Array, d: int) -> np.ndarray:
+    # flatten() honours the slice offset of the list array; values are contiguous float32.
+    return arr.flatten().to_numpy(zero_copy_only=False).reshape(-1, d)
+
+
+def _chunks_to_numpy(chunks, n: int, d: int) -> np.ndarray:
+    out = np.empty((n, d), np.float32)
+    start = 0
+    for chunk in chunks:
+        out[start:start + len(chunk)] = _fsl_to_numpy(chunk, d)
+        start += len(chunk)
+    return out
+
+
+def open_activation_store(path) -> ActivationStore:
+    """Open a complete store; a folder without ``store.json`` (interrupted) is refused."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{path} is not an activation store folder (it does not exist)")
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        raise ValueError(f"{path} has no {MANIFEST}: the store is incomplete (its writing was "
+                         "interrupted?); write it again with `hearsight activations`")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise ValueError(f"{manifest_path} is not a version-{VERSION} {FORMAT} manifest")
+    return ActivationStore(path=path, manifest=manifest)
+
+
+def compute_activation_batches(items: Sequence, run_batch: Callable, *, params, labels,
+                               batch_size: int = 64, level: str = "utterance",
+                               layers: Sequence[str] | None = None) -> Iterator[BatchActs]:
+    """Forward corpus items chunk by chunk and yield their pooled activations.
+
+    Args:
+      items: corpus items with ``id``, ``path``, ``label``, ``speaker``.
+      run_batch: ``run_batch(waves (b, samples)) -> (probs (b, classes), acts {name: (b, ...)})``
+        e.g. ``lambda w: predictor.run(predictor.features(w))``.
+      params: the model's ``FeatureParams`` (waves are prepared with them).
+      labels: class names indexing the columns of ``probs``.
+      batch_size: utterances per chunk (memory is bounded by one chunk).
+      level: ``"utterance"`` or ``"frame"`` (see :func:`pool_activation`); layers without a
+        time axis are left out at frame level.
+      layers: names to keep (default all but ``probs``).
+    """
+    from data.dataset import load_waves
+
+    _check_level(level)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    for start in range(0, len(items), batch_size):
+        waves, kept, _ = load_waves(items[start:start + batch_size], params)
+        if not kept:
+            continue
+        probs, acts = run_batch(waves)
+        yield _batch_acts(kept, np.asarray(probs), acts, labels, level, layers)
+
+
+def _batch_acts(kept, probs, acts, labels, level, layers) -> BatchActs:
+    pred = probs.argmax(axis=1)
+    names = [k for k in acts if k != "probs"] if layers is None else list(layers)
+    pooled = {k: pool_activation(acts[k], level=level) for k in names}
+    predicted = [str(labels[i]) for i in pred]
+    return BatchActs(
+        item_id=[it.id for it in kept], label=[it.label for it in kept],
+        speaker=[it.speaker for it in kept], prediction=predicted,
+        correct=np.array([p == it.label for p, it in zip(predicted, kept)]),
+        confidence=probs[np.arange(len(pred)), pred].astype(np.float32),
+        acts={k: v for k, v in pooled.items() if v is not None})
