@@ -1,0 +1,319 @@
+"""Maximise: activation maximisation for a class, a unit or a channel, live.
+
+Gradient ascent runs in a worker thread (:mod:`serve.jobs`); after every step the page shows
+the objective curve (a streamed ``ColumnDataSource``), the best start's spectrogram and its
+class probabilities. At the end the best input is playable (Griffin-Lim), judged by the own
+and, when loaded, a separately trained classifier, and downloadable as WAV and NPZ.
+
+References:
+  Soomro et al., "Generating speech utterances by activation maximisation" (noise-to-class,
+  class-to-class, decoder prior, separate-classifier verdict).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import panel as pn
+from bokeh.models import ColumnDataSource
+
+from engine import actmax
+from engine import objectives as obj
+from serve.jobs import JobError, session_runner
+
+PRIOR_HINT = ("No decoder prior is loaded. Train one with: "
+              "`hearsight train --arch spectrogram_ae ...` and serve it alongside the model.")
+MODES = {"noise-to-class": "noise", "class-to-class (current clip)": "clip"}
+
+
+@partial(jax.jit, static_argnames=("fn",))
+def _probs(x: jax.Array, *, fn) -> jax.Array:
+    return jax.nn.softmax(fn(x)[0], axis=-1)
+
+
+def class_probs(acts_fn, x: np.ndarray) -> np.ndarray:
+    """Softmax ``(n, classes)`` of inputs ``(n, freq, time)`` through ``acts_fn``."""
+    return np.asarray(_probs(jnp.asarray(x, jnp.float32), fn=acts_fn))
+
+
+def layer_shapes(acts_fn, shape: tuple[int, int]) -> dict[str, tuple[int, ...]]:
+    """Per-example shape of every named activation (``probs`` left out), without computing."""
+    _, acts = jax.eval_shape(acts_fn, jax.ShapeDtypeStruct((1, *shape), jnp.float32))
+    return {k: tuple(v.shape[1:]) for k, v in acts.items() if k != "probs"}
+
+
+def parse_index(text: str) -> tuple[int, ...]:
+    """``"3"`` or ``"2, 5, 1"`` → a tuple of non-negative ints."""
+    try:
+        idx = tuple(int(p) for p in str(text).replace(" ", "").split(",") if p != "")
+    except ValueError:
+        raise ValueError(f"index {text!r} must be integers separated by commas, e.g. 3 or 2,5,1")
+    if not idx or min(idx) < 0:
+        raise ValueError(f"index {text!r} must be one or more non-negative integers")
+    return idx
+
+
+def build_objective(cfg: dict, layers: dict[str, tuple[int, ...]]) -> obj.Objective:
+    """The objective of a page config: class probability, one unit, or a channel's mean."""
+    if cfg["kind"] == "class":
+        return obj.class_prob(int(cfg["cls"]))
+    layer = cfg["layer"]
+    if layer not in layers:
+        raise ValueError(f"layer {layer!r} is not one of {sorted(layers)}")
+    shape, idx = layers[layer], parse_index(cfg["index"])
+    if cfg["kind"] == "channel":
+        if len(shape) < 2 or len(idx) != 1 or idx[0] >= shape[-1]:
+            raise ValueError(f"a channel of {layer!r} {shape} is one index below {shape[-1]} "
+                             "of a conv layer")
+        return obj.channel_mean(layer, idx[0])
+    if len(idx) != len(shape) or any(i >= n for i, n in zip(idx, shape)):
+        raise ValueError(f"a unit of {layer!r} needs {len(shape)} index(es) within {shape}")
+    return obj.unit(layer, idx)
+
+
+def build_regularisers(cfg: dict) -> list:
+    regs = [obj.l2(cfg["l2"])] if cfg["l2"] > 0 else []
+    regs += [obj.total_variation(cfg["tv"], cfg["tv"])] if cfg["tv"] > 0 else []
+    return regs + ([obj.jitter(int(cfg["jitter"]))] if cfg["jitter"] > 0 else [])
+
+
+def npz_bytes(x: np.ndarray, history: np.ndarray, target: int, config: dict) -> bytes:
+    """An ``.npz`` (no pickled objects) of the best input ``x`` (freq, time), the objective
+    ``history`` (steps, starts), the ``target`` class (−1 for none) and the config as JSON."""
+    buf = io.BytesIO()
+    np.savez(buf, x=np.asarray(x, np.float32), history=np.asarray(history, np.float32),
+             target=np.int64(target), config=np.array(json.dumps(config, sort_keys=True)))
+    return buf.getvalue()
+
+
+class MaximisePage:
+    """The Maximise tab of one session. ``step_hooks`` are called ``hook(step, n_steps)``."""
+
+    def __init__(self, session):
+        self.session, self.params = session, session.params
+        shared = session.shared
+        self.predictor = session.predictor
+        self.labels = list(self.predictor.labels)
+        self.prior = getattr(shared, "prior", None)
+        self.separate = getattr(shared, "separate", None)
+        self.runner = session_runner(session)
+        self.layers = layer_shapes(self.predictor.acts_fn, self.params.shape)
+        self.job, self.result, self.step_hooks = None, None, []
+        self._build_controls()
+        self._build_views()
+
+    # -- widgets -----------------------------------------------------------------------
+    def _build_controls(self) -> None:
+        w = pn.widgets
+        self.kind = w.RadioButtonGroup(name="Target", options=["class", "unit", "channel"],
+                                       value="class", css_classes=["hs-actmax-kind"])
+        self.cls = w.Select(name="Class", options={n: i for i, n in enumerate(self.labels)},
+                            css_classes=["hs-actmax-class"])
+        self.layer = w.Select(name="Layer", options=list(self.layers), visible=False)
+        self.index = w.TextInput(name="Index (unit: one per axis, e.g. 2,5,1)", value="0",
+                                 visible=False)
+        self.mode = w.RadioButtonGroup(name="Mode", options=list(MODES), value="noise-to-class")
+        self.use_prior = w.Checkbox(name="Decoder prior (latent space)", value=False,
+                                    disabled=self.prior is None, css_classes=["hs-actmax-prior"])
+        self.prior_note = pn.pane.Markdown(PRIOR_HINT if self.prior is None else "",
+                                           visible=self.prior is None)
+        self.steps = w.IntInput(name="Steps", value=20, start=1, end=2000)
+        self.lr = w.FloatInput(name="Learning rate", value=0.01, start=1e-5, end=10.0, step=0.01)
+        self.starts = w.IntInput(name="Starts", value=8, start=1, end=1024)
+        self.l2 = w.FloatInput(name="L2 weight", value=0.0, start=0.0)
+        self.tv = w.FloatInput(name="TV weight", value=0.0, start=0.0)
+        self.jitter = w.IntInput(name="Jitter (frames)", value=0, start=0, end=50)
+        self.seed = w.IntInput(name="Seed", value=0, start=0)
+        self.run_button = w.Button(name="Run", button_type="primary", css_classes=["hs-actmax-run"])
+        self.stop_button = w.Button(name="Stop", disabled=True, css_classes=["hs-actmax-stop"])
+        self.kind.param.watch(self._on_kind, "value")
+        self.use_prior.param.watch(lambda e: setattr(self.lr, "value", 0.1 if e.new else 0.01),
+                                   "value")
+        self.run_button.on_click(lambda _: self.run())
+        self.stop_button.on_click(lambda _: self.stop())
+
+    def _on_kind(self, event) -> None:
+        self.cls.visible = event.new == "class"
+        self.layer.visible = self.index.visible = event.new != "class"
+
+    def _build_views(self) -> None:
+        from viz.figstyle import BLUE, ORANGE, new_figure
+
+        self.curve_source = ColumnDataSource({"step": [], "best": [], "mean": []})
+        fig = new_figure(title="Objective per step", height=240, x_axis_label="step",
+                         y_axis_label="objective")
+        fig.line("step", "best", source=self.curve_source, color=BLUE, legend_label="best start")
+        fig.line("step", "mean", source=self.curve_source, color=ORANGE, legend_label="mean")
+        fig.legend.location = "bottom_right"
+        self.curve = pn.pane.Bokeh(fig, css_classes=["hs-actmax-curve"])
+        self.step_md = pn.pane.Markdown("", css_classes=["hs-actmax-step"])
+        self.spec = pn.Column(sizing_mode="stretch_width", css_classes=["hs-actmax-spec"])
+        self.probs = pn.Column(sizing_mode="stretch_width", css_classes=["hs-actmax-probs"])
+        self.verdict = pn.pane.Markdown("", css_classes=["hs-actmax-verdict"])
+        self.audio = pn.pane.Audio(None, sample_rate=self.params.sample_rate, visible=False,
+                                   css_classes=["hs-actmax-audio"])
+        self.wav_download = pn.widgets.FileDownload(
+            callback=lambda: io.BytesIO(self.wav_bytes()), filename="maximised.wav",
+            disabled=True, css_classes=["hs-actmax-wav"])
+        self.npz_download = pn.widgets.FileDownload(
+            callback=lambda: io.BytesIO(self.npz_bytes()), filename="maximised.npz",
+            disabled=True, css_classes=["hs-actmax-npz"])
+
+    # -- configuration -----------------------------------------------------------------
+    def config(self) -> dict:
+        """The widgets' values as a JSON-friendly dict."""
+        return dict(kind=self.kind.value, cls=int(self.cls.value or 0), layer=self.layer.value,
+                    index=self.index.value, mode=MODES[self.mode.value],
+                    prior=bool(self.use_prior.value), steps=int(self.steps.value),
+                    lr=float(self.lr.value), starts=int(self.starts.value),
+                    l2=float(self.l2.value), tv=float(self.tv.value),
+                    jitter=int(self.jitter.value), seed=int(self.seed.value))
+
+    def _starts(self, cfg: dict, key: jax.Array) -> jax.Array:
+        n, shape, floor = cfg["starts"], self.params.shape, self.params.floor
+        if cfg["mode"] == "noise":
+            if cfg["prior"]:
+                return actmax.latent_start(key, n, self.prior.latent)
+            return actmax.noise_start(key, n, shape, sigma=0.1, mean=floor / 2)
+        if self.session.clip is None:
+            raise ValueError("class-to-class starts from the current clip; bring one in first")
+        x = jnp.asarray(self.session.analyse(self.session.clip.wave).features)[None]
+        # Start 0 is the clip itself; the others add a little noise so the starts differ.
+        noise = actmax.noise_start(key, n, shape, sigma=0.05).at[0].set(0.0)
+        if not cfg["prior"]:
+            return x + noise
+        encode = getattr(self.prior, "encode_fn", None)
+        if encode is None:
+            raise ValueError("class-to-class with the prior needs the autoencoder's encoder")
+        return encode(jnp.clip(x + noise, floor, 0.0))
+
+    def _setup(self, cfg: dict):
+        if cfg["steps"] < 1 or cfg["starts"] < 1 or not cfg["lr"] > 0:
+            raise ValueError("steps and starts must be >= 1 and the learning rate > 0")
+        if cfg["prior"] and self.prior is None:
+            raise ValueError(PRIOR_HINT)
+        objective = build_objective(cfg, self.layers)
+        space = "latent" if cfg["prior"] else "input"
+        init, step = actmax.make_maximiser(
+            self.predictor.acts_fn, objective, lr=cfg["lr"], space=space,
+            decode_fn=self.prior.decode_fn if cfg["prior"] else None,
+            regularisers=build_regularisers(cfg), clip=(self.params.floor, 0.0))
+        key_start, key_run = jax.random.split(jax.random.PRNGKey(cfg["seed"]))
+        return init, step, self._starts(cfg, key_start), key_run, objective.target_class
+
+    # -- running -----------------------------------------------------------------------
+    def run(self):
+        """Start a maximisation from the widgets' values; returns the Job (None if refused)."""
+        cfg = self.config()
+        try:
+            if self.runner.active:  # refuse before touching the running job's result
+                raise JobError(f"a {self.runner.active[0].name} is still running (the limit is "
+                               f"{self.runner.max_jobs}); press Stop first")
+            init, step, x0, key, target = self._setup(cfg)
+        except (ValueError, JobError) as exc:
+            self.session.error(f"Maximisation not started: {exc}")
+            return None
+        self.result = dict(cfg=cfg, target=-1 if target is None else target, history=[], x=None)
+        self.curve_source.data = {"step": [], "best": [], "mean": []}
+        try:
+            self.job = self.runner.start(partial(self._steps, init, step, x0, key),
+                                         name="maximisation", on_end=self._finish)
+        except JobError as exc:
+            self.session.error(str(exc))
+            return None
+        self._set_running(True)
+        return self.job
+
+    def stop(self) -> None:
+        if self.job is not None:
+            self.job.stop()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.disabled, self.stop_button.disabled = running, not running
+        if running:
+            self.verdict.object, self.audio.visible = "", False
+            self.wav_download.disabled = self.npz_download.disabled = True
+
+    def _steps(self, init, step, x0, key, job):
+        state, n = init(x0, key=key), self.result["cfg"]["steps"]
+        for i in range(n):
+            state, metrics = step(state)
+            values = np.asarray(metrics["objective"])
+            best = int(np.argmax(values))
+            x_best = np.asarray(metrics["x"][best])
+            self.result["history"].append(values)
+            self.result["x"] = x_best
+            probs = class_probs(self.predictor.acts_fn, x_best[None])[0]
+            self.runner.push(partial(self._show_step, i + 1, n, values, x_best, probs))
+            yield
+
+    def _show_step(self, k: int, n: int, values, x_best, probs) -> None:
+        from viz.plots import probability_bars, spectrogram_plot
+
+        self.curve_source.stream({"step": [k], "best": [float(values.max())],
+                                  "mean": [float(values.mean())]})
+        self.step_md.object = f"step {k} / {n}"
+        p = self.params
+        self.spec.objects = [pn.pane.Bokeh(spectrogram_plot(
+            x_best, sample_rate=p.sample_rate if p.kind == "stft" else None,
+            hop_length=p.hop_length, title=f"Best start after step {k}",
+            value_range=(p.floor, 0.0), height=240, value_label="log10"))]
+        self.probs.objects = [pn.pane.Bokeh(probability_bars(
+            probs, self.labels, top=min(10, len(self.labels)), title="Best start's classes"))]
+        for hook in list(self.step_hooks):
+            hook(k, n)
+
+    def _finish(self, job) -> None:
+        if self.result["x"] is None:
+            self.runner.push(lambda: self._set_running(False))
+            return
+        from engine.inversion import spectrogram_to_audio
+
+        x = self.result["x"]
+        wave = np.asarray(spectrogram_to_audio(x, self.params, key=jax.random.PRNGKey(0)))
+        own = class_probs(self.predictor.acts_fn, x[None])[0]
+        sep = None if self.separate is None else class_probs(self.separate.acts_fn, x[None])[0]
+        self.result.update(wave=wave, own=own, separate=sep, status=job.status)
+        self.runner.push(partial(self._show_result, job.status))
+
+    def _show_result(self, status: str) -> None:
+        r = self.result
+        lines = [f"**Run {status}** after {len(r['history'])} step(s).",
+                 f"Own classifier: **{self.verdict_of(r['own'])}**"]
+        lines.append("Separate classifier: " + (f"**{self.verdict_of(r['separate'])}**"
+                                                if r["separate"] is not None else
+                                                "*not loaded* (serve with a second model)"))
+        self.verdict.object = "  \n".join(lines)
+        self.audio.object, self.audio.visible = np.clip(r["wave"], -0.99, 0.99), True
+        self.wav_download.disabled = self.npz_download.disabled = False
+        self._set_running(False)
+
+    def verdict_of(self, probs: np.ndarray) -> str:
+        top = int(np.argmax(probs))
+        return f"{self.labels[top]} ({probs[top]:.1%})"
+
+    # -- downloads ---------------------------------------------------------------------
+    def wav_bytes(self) -> bytes:
+        from data.audio import to_wav_bytes
+
+        return to_wav_bytes(self.result["wave"], self.params.sample_rate)
+
+    def npz_bytes(self) -> bytes:
+        r = self.result
+        return npz_bytes(r["x"], np.stack(r["history"]), r["target"], r["cfg"])
+
+    def view(self):
+        controls = pn.Column(self.kind, self.cls, self.layer, self.index, self.mode,
+                             self.use_prior, self.prior_note, self.steps, self.lr, self.starts,
+                             self.l2, self.tv, self.jitter, self.seed,
+                             pn.Row(self.run_button, self.stop_button), width=320)
+        results = pn.Column(self.step_md, self.curve, pn.Row(self.spec, self.probs),
+                            self.verdict, self.audio,
+                            pn.Row(self.wav_download, self.npz_download),
+                            sizing_mode="stretch_width")
+        return pn.Row(controls, results, sizing_mode="stretch_width")

@@ -1,0 +1,243 @@
+"""Strips: an adversarial strip from the current clip toward a target class, built live.
+
+Frames come from :func:`engine.strips.strip_frames` (a lazy generator) in a worker thread;
+each frame's card — spectrogram, difference to the original in a diverging palette, target
+probability, a Listen button — is appended as soon as it is computed, and the probability chart
+extends with it. When the strip is complete a Player animates it frame by frame, and it can be
+exported as a PNG (colour-mapped arrays drawn with PIL) and a ZIP of one WAV per frame.
+
+References:
+  Deepling: adversarial strips of gradually modified inputs.
+  Madry et al. (2018), projected gradient ascent inside an L∞ budget.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from functools import partial
+
+import jax
+import numpy as np
+import panel as pn
+from bokeh.models import ColumnDataSource
+
+from engine.strips import strip_frames
+from serve.jobs import JobError, session_runner
+
+CLIP_NOTE = "### Bring a clip in from the sidebar (or the Inspect page) to build a strip from it."
+
+
+def colourise(values: np.ndarray, palette: list[str], low: float, high: float) -> np.ndarray:
+    """``(freq, time)`` values → ``(freq, time, 3)`` uint8 RGB, row 0 (lowest bin) at the bottom."""
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in palette], np.uint8)
+    t = np.clip((np.asarray(values, np.float64) - low) / max(high - low, 1e-12), 0.0, 1.0)
+    return rgb[np.round(t * (len(palette) - 1)).astype(int)][::-1]
+
+
+def strip_png(xs: list[np.ndarray], diffs: list[np.ndarray], *, floor: float, limit: float,
+              scale: int = 2, gap: int = 4) -> bytes:
+    """A PNG of a strip: frames left to right, spectrograms (Inferno over ``[floor, 0]``) on
+    top, differences (coolwarm over ``[-limit, limit]``) below; each bin ``scale`` pixels."""
+    from PIL import Image
+
+    from viz.figstyle import resolve_palette
+
+    if not xs or len(xs) != len(diffs):
+        raise ValueError(f"need as many differences as frames (>= 1), got {len(xs)}, {len(diffs)}")
+    hot, cool = resolve_palette("Inferno256"), resolve_palette("coolwarm")
+    cols = [np.concatenate([colourise(x, hot, floor, 0.0),
+                            np.full((gap, x.shape[1], 3), 255, np.uint8),
+                            colourise(d, cool, -limit, limit)]) for x, d in zip(xs, diffs)]
+    sep = np.full((cols[0].shape[0], gap, 3), 255, np.uint8)
+    grid = np.concatenate([c for col in cols for c in (col, sep)][:-1], axis=1)
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(grid, mode="RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def wav_zip(waves: list[np.ndarray], sample_rate: int, *, prefix: str = "frame") -> bytes:
+    """A ZIP (in memory) of one 16-bit WAV per wave, named ``{prefix}_00.wav``, ..."""
+    from data.audio import to_wav_bytes
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for k, wave in enumerate(waves):
+            zf.writestr(f"{prefix}_{k:02d}.wav", to_wav_bytes(wave, sample_rate))
+    return buf.getvalue()
+
+
+class StripsPage:
+    """The Strips tab of one session. ``frame_hooks`` are called ``hook(frame)`` after a card."""
+
+    def __init__(self, session):
+        self.session, self.params = session, session.params
+        self.predictor = session.predictor
+        self.labels = list(self.predictor.labels)
+        self.runner = session_runner(session)
+        self.frames, self.frame_hooks, self.job = [], [], None
+        self.original, self.budget_used = None, 1.0
+        self._audio: dict[int, np.ndarray] = {}
+        self._build_controls()
+        self._build_views()
+        session.on_clip(lambda clip: self._show_clip_note())
+
+    def _build_controls(self) -> None:
+        w = pn.widgets
+        self.target = w.Select(name="Target class", options={n: i for i, n in enumerate(self.labels)},
+                               css_classes=["hs-strip-target"])
+        self.n_frames = w.IntInput(name="Frames (K)", value=8, start=1, end=64)
+        self.steps_per_frame = w.IntInput(name="Steps per frame", value=5, start=1, end=200)
+        self.budget = w.FloatInput(name="Budget (L∞, log10 units)", value=1.0, start=1e-3, end=10.0)
+        self.build_button = w.Button(name="Build", button_type="primary",
+                                     css_classes=["hs-strip-build"])
+        self.stop_button = w.Button(name="Stop", disabled=True, css_classes=["hs-strip-stop"])
+        self.build_button.on_click(lambda _: self.build())
+        self.stop_button.on_click(lambda _: self.job is not None and self.job.stop())
+
+    def _build_views(self) -> None:
+        from viz.figstyle import BLUE, ORANGE, new_figure
+
+        self.note = pn.pane.Markdown("", css_classes=["hs-strip-note"])
+        self.cards = pn.Row(sizing_mode="stretch_width", scroll=True, css_classes=["hs-strip-cards"])
+        self.prob_source = ColumnDataSource({"frame": [], "target": [], "original": []})
+        fig = new_figure(title="Probability per frame", height=220, x_axis_label="frame",
+                         y_axis_label="probability")
+        fig.line("frame", "target", source=self.prob_source, color=BLUE, legend_label="target")
+        fig.scatter("frame", "target", source=self.prob_source, color=BLUE)
+        fig.line("frame", "original", source=self.prob_source, color=ORANGE,
+                 legend_label="original class")
+        fig.legend.location = "center_right"
+        self.chart = pn.pane.Bokeh(fig, css_classes=["hs-strip-chart"])
+        self.player = pn.widgets.Player(name="Frame", start=0, end=1, value=0, interval=600,
+                                        loop_policy="loop", visible=False,
+                                        css_classes=["hs-strip-player"])
+        self.player_view = pn.Column(sizing_mode="stretch_width", css_classes=["hs-strip-playback"])
+        self.player.param.watch(lambda e: self._show_frame(e.new), "value")
+        self.png_download = pn.widgets.FileDownload(
+            callback=lambda: io.BytesIO(self.png_bytes()), filename="strip.png", disabled=True,
+            css_classes=["hs-strip-png"])
+        self.zip_download = pn.widgets.FileDownload(
+            callback=lambda: io.BytesIO(self.zip_bytes()), filename="strip-wavs.zip",
+            disabled=True, css_classes=["hs-strip-zip"])
+        self._show_clip_note()
+
+    def _show_clip_note(self) -> None:
+        clip = self.session.clip
+        self.note.object = CLIP_NOTE if clip is None else f"### Strip from **{clip.name}**"
+
+    # -- building ----------------------------------------------------------------------
+    def build(self):
+        """Start building a strip from the widgets' values; returns the Job (None if refused)."""
+        p = self.params
+        try:
+            if self.session.clip is None:
+                raise ValueError("bring a clip in first (sidebar)")
+            if self.runner.active:
+                raise JobError(f"a {self.runner.active[0].name} is still running; press Stop first")
+            a = self.session.analyse(self.session.clip.wave)
+            x0 = np.clip(a.features, p.floor, 0.0)
+            frames = strip_frames(self.predictor.acts_fn, x0, int(self.target.value),
+                                  n_frames=int(self.n_frames.value),
+                                  steps_per_frame=int(self.steps_per_frame.value),
+                                  budget=float(self.budget.value), clip=(p.floor, 0.0))
+        except (ValueError, JobError) as exc:
+            self.session.error(f"Strip not built: {exc}")
+            return None
+        self._reset(int(np.argmax(a.probs)), float(self.budget.value))
+        try:
+            self.job = self.runner.start(partial(self._frames_job, frames), name="strip",
+                                         on_end=lambda job: self.runner.push(self._finish))
+        except JobError as exc:
+            self.session.error(f"Strip not built: {exc}")
+            return None
+        self.build_button.disabled, self.stop_button.disabled = True, False
+        return self.job
+
+    def _reset(self, original: int, budget: float) -> None:
+        self.frames, self._audio = [], {}
+        self.original, self.budget_used = original, budget
+        self.cards.objects, self.player_view.objects = [], []
+        self.prob_source.data = {"frame": [], "target": [], "original": []}
+        self.player.visible = False
+        self.png_download.disabled = self.zip_download.disabled = True
+
+    def _frames_job(self, frames, job):
+        for frame in frames:
+            self.frames.append(frame)
+            self.runner.push(partial(self._add_card, frame))
+            yield
+
+    def _add_card(self, frame) -> None:
+        self.prob_source.stream({"frame": [frame.index], "target": [frame.target_prob],
+                                 "original": [float(frame.all_probs[self.original])]})
+        self.cards.append(self._card(frame))
+        for hook in list(self.frame_hooks):
+            hook(frame)
+
+    def _card(self, frame, *, height: int = 170, css: str = "hs-strip-frame"):
+        from viz.compare import difference_map_plot
+        from viz.plots import spectrogram_plot
+
+        p, k = self.params, frame.index
+        x0 = frame.x - frame.diff
+        audio = pn.pane.Audio(None, sample_rate=p.sample_rate, visible=False)
+        listen = pn.widgets.Button(name="Listen", css_classes=["hs-strip-listen"])
+        listen.on_click(lambda _: self._listen(k, audio))
+        return pn.Column(
+            pn.pane.Markdown(f"**frame {k}** · p({self.labels[int(self.target.value)]}) = "
+                             f"{frame.target_prob:.1%}"),
+            pn.pane.Bokeh(spectrogram_plot(frame.x, sample_rate=None, title=f"x{k}",
+                                           value_range=(p.floor, 0.0), height=height)),
+            pn.pane.Bokeh(difference_map_plot(x0, frame.x, title=f"x{k} − x0", height=height,
+                                              limit=self.budget_used)),
+            listen, audio, width=260, css_classes=[css])
+
+    def _finish(self) -> None:
+        self.build_button.disabled, self.stop_button.disabled = False, True
+        if not self.frames:
+            return
+        self.player.end = max(len(self.frames) - 1, 1)
+        self.player.value = 0
+        self.player.visible = True
+        self._show_frame(0)
+        self.png_download.disabled = self.zip_download.disabled = False
+
+    def _show_frame(self, k: int) -> None:
+        if 0 <= k < len(self.frames):
+            self.player_view.objects = [self._card(self.frames[k], height=240,
+                                                     css="hs-strip-shown")]
+
+    # -- audio and export --------------------------------------------------------------
+    def frame_audio(self, k: int) -> np.ndarray:
+        """Griffin-Lim audio ``(n_samples,)`` of frame ``k`` (computed once, on demand)."""
+        from engine.inversion import spectrogram_to_audio
+
+        if k not in self._audio:
+            x = self.frames[k].x
+            self._audio[k] = np.asarray(spectrogram_to_audio(x, self.params,
+                                                             key=jax.random.PRNGKey(k)))
+        return self._audio[k]
+
+    def _listen(self, k: int, pane) -> None:
+        try:
+            pane.object, pane.visible = np.clip(self.frame_audio(k), -0.99, 0.99), True
+        except ValueError as exc:
+            self.session.error(f"Frame {k} cannot be played: {exc}")
+
+    def png_bytes(self) -> bytes:
+        return strip_png([f.x for f in self.frames], [f.diff for f in self.frames],
+                         floor=self.params.floor, limit=self.budget_used)
+
+    def zip_bytes(self) -> bytes:
+        return wav_zip([self.frame_audio(k) for k in range(len(self.frames))],
+                       self.params.sample_rate)
+
+    def view(self):
+        controls = pn.Column(self.target, self.n_frames, self.steps_per_frame, self.budget,
+                             pn.Row(self.build_button, self.stop_button), width=320)
+        results = pn.Column(self.note, self.cards, self.chart, self.player, self.player_view,
+                            pn.Row(self.png_download, self.zip_download),
+                            sizing_mode="stretch_width")
+        return pn.Row(controls, results, sizing_mode="stretch_width")
