@@ -41,9 +41,29 @@ def add_parsers(sub) -> None:
     p.add_argument("--quality-n", type=int, default=2000,
                    help="points sampled for the quality metrics (0: skip them)")
     p.add_argument("--json", action="store_true", help="print the sidecar as JSON")
+    _experiment_parsers(sub)
+
+
+EXPERIMENTS = ("serve.experiment_actmax", "serve.experiment_faithfulness",
+               "serve.experiment_projections")
+
+
+def _experiment_parsers(sub) -> None:
+    """``hearsight experiment NAME``: each experiment module registers itself."""
+    import importlib
+    import importlib.util
+
+    e = sub.add_parser("experiment", help="reproduce a paper's experiment (actmax, "
+                                          "faithfulness, projections)")
+    esub = e.add_subparsers(dest="experiment", required=True)
+    for name in EXPERIMENTS:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).add_parser(esub)
 
 
 def dispatch(args):
+    if args.cmd == "experiment":
+        return args.func(args)
     commands = {"activations": cmd_activations, "project": cmd_project}
     if args.cmd not in commands:
         raise ValueError(f"unknown command {args.cmd!r}")

@@ -8,11 +8,16 @@ def build_pages(shared):
     import panel as pn
 
     from serve.pages.compare import ComparePage
+    from serve.pages.explain import ExplainPage
     from serve.pages.inspect import InspectPage
+    from serve.pages.maximise import MaximisePage
+    from serve.pages.strips import StripsPage
     from serve.session import Session
 
     session = Session(shared)
-    pages = [("Inspect", InspectPage(session)), ("Edit & compare", ComparePage(session))]
+    pages = [("Inspect", InspectPage(session)), ("Edit & compare", ComparePage(session)),
+             ("Explain", ExplainPage(session)), ("Maximise", MaximisePage(session)),
+             ("Strips", StripsPage(session))]
     tabs = pn.Tabs(*[(name, page.view()) for name, page in pages], dynamic=False,
                    sizing_mode="stretch_width")
     template = pn.template.FastListTemplate(
