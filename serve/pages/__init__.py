@@ -8,6 +8,7 @@ def build_pages(shared):
     import panel as pn
 
     from serve.pages.compare import ComparePage
+    from serve.pages.embeddings import EmbeddingsPage
     from serve.pages.explain import ExplainPage
     from serve.pages.inspect import InspectPage
     from serve.pages.maximise import MaximisePage
@@ -17,7 +18,7 @@ def build_pages(shared):
     session = Session(shared)
     pages = [("Inspect", InspectPage(session)), ("Edit & compare", ComparePage(session)),
              ("Explain", ExplainPage(session)), ("Maximise", MaximisePage(session)),
-             ("Strips", StripsPage(session))]
+             ("Strips", StripsPage(session)), ("Embeddings", EmbeddingsPage(session))]
     tabs = pn.Tabs(*[(name, page.view()) for name, page in pages], dynamic=False,
                    sizing_mode="stretch_width")
     template = pn.template.FastListTemplate(
