@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import struct
 import tempfile
 from pathlib import Path
 
@@ -27,11 +29,38 @@ class AudioError(ValueError):
     """Unusable audio input; the message names the source and the reason."""
 
 
-def _source_name(source, name: str | None) -> str:
+def display_name(name: str | bytes | os.PathLike, *, limit: int = 80) -> str:
+    """A safe one-line label for a user-supplied file name or path, for messages.
+
+    Bytes are decoded as UTF-8 with replacement; undecodable (surrogate-escaped) and
+    non-printable characters become ``?``; length is capped at ``limit`` characters with an
+    ellipsis. The path part is kept (a CLI user named it); see :func:`safe_basename`.
+    """
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", errors="replace")
+    text = "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else "?"
+                   for ch in str(name))
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def safe_basename(name: str | bytes | os.PathLike, *, limit: int = 80) -> str:
+    """:func:`display_name` of the last path component only (``/`` and ``\\`` both split),
+    ``"clip"`` when nothing printable is left; used for uploads, whose names are untrusted."""
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", errors="replace")
+    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    return display_name(base, limit=limit).strip() or "clip"
+
+
+def _source_name(source, name: str | bytes | None) -> str:
     if name:
-        return str(name)
+        return display_name(name)
     if isinstance(source, (str, os.PathLike)):
-        return Path(source).name or str(source)
+        return display_name(Path(source).name or str(source)) or "(empty file name)"
     return "uploaded audio"
 
 
@@ -57,17 +86,28 @@ def _open_input(source, label: str, max_bytes: int):
         if len(data) > max_bytes:
             raise AudioError(f"{label}: is too large ({len(data):,} bytes, limit "
                              f"{max_bytes:,}); upload a shorter clip")
+        _check_riff_sizes(data[:4096], len(data), label)
         return io.BytesIO(data)
     if not isinstance(source, (str, os.PathLike)):
         raise AudioError(f"{label}: expected a file path or bytes, got {type(source).__name__}")
-    path = Path(source)
+    try:
+        return _open_path(Path(source), label)
+    except OSError as exc:  # e.g. a name too long for the OS, a permission problem
+        raise AudioError(f"{label}: cannot be read ({exc.strerror or exc})") from exc
+
+
+def _open_path(path: Path, label: str) -> bytes:
     if not path.exists():
-        raise AudioError(f"{label}: file is missing (not found at {path}); check the path")
+        raise AudioError(f"{label}: file is missing (not found at {display_name(path, limit=200)}); "
+                         "check the path")
     if not path.is_file():
-        raise AudioError(f"{label}: is not a regular file ({path})")
-    if path.stat().st_size == 0:
+        raise AudioError(f"{label}: is not a regular file ({display_name(path, limit=200)})")
+    size = path.stat().st_size
+    if size == 0:
         raise AudioError(f"{label}: is empty (0 bytes)")
-    return str(path)
+    with open(path, "rb") as fh:
+        _check_riff_sizes(fh.read(4096), size, label)
+    return os.fsencode(path)  # bytes: soundfile cannot encode undecodable (surrogate) names
 
 
 def _decode_soundfile(obj, label: str, max_seconds: float) -> tuple[np.ndarray, int]:
@@ -84,8 +124,41 @@ def _decode_soundfile(obj, label: str, max_seconds: float) -> tuple[np.ndarray, 
         raise
     except _DECODE_ERRORS as exc:
         raise AudioError(f"{label}: cannot be decoded (corrupt file or unknown format: "
-                         f"{exc}); use wav, flac, ogg or mp3") from exc
+                         f"{_reason(exc)}); use wav, flac, ogg or mp3") from exc
     return data, rate
+
+
+def _reason(exc: BaseException) -> str:
+    """libsndfile's reason without its ``Error opening <object/path>:`` prefix."""
+    text = re.sub(r"^Error opening .*?: ", "", str(exc).strip(), count=1, flags=re.S)
+    return display_name(text, limit=160)
+
+
+def _riff_data_size(head: bytes) -> tuple[int, int] | None:
+    """``(offset, declared size)`` of a RIFF/WAVE ``data`` chunk from the first bytes, or
+    ``None`` (not RIFF, chunk not within ``head``, or the streaming markers 0 / 0xFFFFFFFF)."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        cid, size = head[pos:pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if cid == b"data":
+            return None if size in (0, 0xFFFFFFFF) else (pos + 8, size)
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _check_riff_sizes(head: bytes, total: int, label: str) -> None:
+    """Refuse a WAV whose header claims more sample bytes than the file holds (truncated
+    download, or a hostile header claiming gigabytes), before anything is decoded."""
+    found = _riff_data_size(head)
+    if found is None:
+        return
+    offset, size = found
+    if offset + size > total:
+        raise AudioError(f"{label}: is truncated or damaged: its header claims {size:,} bytes "
+                         f"of samples but the file holds {max(total - offset, 0):,}; "
+                         "export it again")
 
 
 def _decode_mp3_fallback(source, label: str) -> tuple[np.ndarray, int]:
@@ -99,6 +172,7 @@ def _decode_mp3_fallback(source, label: str) -> tuple[np.ndarray, int]:
     tmp = None
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
+            # audioread needs a path; the temporary file is removed below.
             with tempfile.NamedTemporaryFile(suffix=".mp3", delete=False) as fh:
                 fh.write(bytes(source))
                 tmp = fh.name

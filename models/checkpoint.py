@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -118,6 +119,24 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON-serialisable")
 
 
+def check_arch_name(arch: str, directory: Path | str = "<checkpoint>") -> None:
+    """Refuse an ``arch`` that names the standard library or a builtin as its factory.
+
+    A checkpoint may come from someone else; its ``arch`` is imported and called when loaded.
+    Registered names and ``package.module:factory`` entry points of third-party or own
+    packages pass; ``os:system``, ``subprocess:run``, ``builtins:eval`` and the like do not.
+    """
+    from models.registry import ARCHITECTURES
+
+    if arch in ARCHITECTURES:
+        return
+    top = arch.partition(":")[0].split(".")[0]
+    if ":" in arch and (top in sys.stdlib_module_names or top in sys.builtin_module_names
+                        or top.startswith("_")):
+        raise _fail(f"arch {arch!r} names a standard-library function, not a model factory "
+                    "(refused: a checkpoint must not run arbitrary code)", Path(directory))
+
+
 def validate_metadata(meta: Any, directory: Path | str = "<checkpoint>") -> FeatureParams:
     """Check a checkpoint's metadata; return its :class:`FeatureParams`.
 
@@ -135,6 +154,7 @@ def validate_metadata(meta: Any, directory: Path | str = "<checkpoint>") -> Feat
         if key in meta and (not isinstance(meta[key], typ) or isinstance(meta[key], bool)):
             raise _fail(f"metadata key {key!r} must be {typ.__name__}, got "
                         f"{type(meta[key]).__name__}", directory, arch)
+    check_arch_name(meta["arch"], directory)
     if meta["format_version"] not in KNOWN_FORMAT_VERSIONS:
         raise _fail(f"unknown format_version {meta['format_version']} (this hearsight reads "
                     f"{list(KNOWN_FORMAT_VERSIONS)})", directory, arch)
@@ -257,7 +277,7 @@ def load_checkpoint(directory: str | Path) -> tuple[nnx.Module, dict]:
         raise _fail("the model state folder 'state' is missing", directory, arch)
     try:
         model = build_model(arch, n_classes=kw["n_classes"], input_shape=kw["input_shape"])
-    except ValueError as e:
+    except (ValueError, TypeError) as e:  # TypeError: a factory with the wrong signature
         raise _fail(f"cannot rebuild architecture {arch!r} ({e})", directory, arch) from e
     _restore_into(model, state_dir, directory, arch)
     model.eval()

@@ -27,6 +27,7 @@ class FitConfig:
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 1e-3
+    augment: bool = True  # random time shift + SpecAugment masks (CNNs only)
     patience: int = 6
     seed: int = 0
     time_budget_s: float | None = None
@@ -62,44 +63,132 @@ def to_model_inputs(arch: str, split: SplitArrays, *, stride: int = 1, floor: fl
     return w.reshape(-1, *w.shape[2:]).astype(np.float32), y.astype(np.int32)
 
 
+LAST, BEST = ".last", ".best"  # per-epoch checkpoints inside OUT while training runs
+
+
+def _base_metadata(config: FitConfig, corpus, params: FeatureParams, shape) -> dict:
+    return {"arch": config.arch,
+            "arch_kwargs": {"n_classes": len(corpus.labels), "input_shape": list(shape)},
+            "labels": list(corpus.labels), "features": params.to_dict(), "corpus": corpus.spec,
+            "config": {k: getattr(config, k) for k in config.__dataclass_fields__}}
+
+
+def _resume_point(out_dir: Path, base: dict, log) -> tuple[object | None, list[dict]]:
+    """``(model, history)`` of ``OUT/.last``, or ``(None, [])`` when there is nothing to resume.
+
+    Raises ValueError when ``.last`` belongs to another architecture, corpus or features."""
+    from models.checkpoint import load_checkpoint
+
+    last = Path(out_dir) / LAST
+    if not (last / "metadata.json").is_file():
+        log(f"--resume: no interrupted run in {out_dir} (no {LAST} checkpoint); starting afresh")
+        return None, []
+    model, meta = load_checkpoint(last)
+    for key in ("arch", "arch_kwargs", "labels", "features", "corpus"):
+        if meta.get(key) != base[key]:
+            raise ValueError(f"--resume: {last} was trained with another {key} "
+                             f"({meta.get(key)!r}, now {base[key]!r}); train into a new --out")
+    history = list(meta["metrics"].get("history", []))
+    log(f"--resume: continuing after epoch {len(history)} from {last}")
+    return model, history
+
+
+def _epoch_saver(out_dir: Path, base: dict, history: list[dict], offset: int, on_epoch):
+    """An ``on_epoch`` that numbers epochs after ``offset``, appends them to ``history`` and
+    saves ``OUT/.last`` (every epoch) and ``OUT/.best`` (on a better validation accuracy);
+    :func:`models.checkpoint.save_checkpoint` writes to a temporary name, then renames."""
+    from models.checkpoint import save_checkpoint
+
+    best = max((h["valid_acc"] for h in history), default=-np.inf)
+
+    def callback(epoch: int, model, metrics: dict) -> None:
+        nonlocal best
+        metrics = {**metrics, "epoch": epoch + offset}
+        history.append(metrics)
+        meta = {**base, "metrics": {"history": list(history)}}
+        save_checkpoint(Path(out_dir) / LAST, model, meta)
+        if metrics["valid_acc"] > best:
+            best = metrics["valid_acc"]
+            save_checkpoint(Path(out_dir) / BEST, model, meta)
+        if on_epoch is not None:
+            on_epoch(epoch + offset, model, metrics)
+
+    return callback
+
+
+def _augmenter(config: FitConfig):
+    """The training-time augmentation for ``config`` (None for frame models or when off)."""
+    if not config.augment or config.arch == "frame_mlp":
+        return None
+    from models.augment import SpecAugment
+
+    params = feature_params_for(config.arch, config.features)
+    rows, frames = params.shape
+    return SpecAugment(floor=params.floor, max_shift=frames // 10,
+                       freq_width=max(1, rows // 12), time_width=max(1, frames // 12))
+
+
+def _train(model, data, config: FitConfig, out_dir: Path, base: dict, history: list[dict],
+           progress: bool, on_epoch):
+    """Train the epochs left after ``history``; the model ends on the best epoch overall."""
+    from models.checkpoint import load_checkpoint
+    from models.train import train_classifier
+
+    offset = len(history)
+    spent = sum(h.get("seconds", 0.0) for h in history)
+    budget = None if config.time_budget_s is None else config.time_budget_s - spent
+    if offset < config.epochs and (budget is None or budget > 0):
+        (xtr, ytr), (xva, yva) = data
+        train_classifier(model, xtr, ytr, xva, yva, epochs=config.epochs - offset,
+                         batch_size=config.batch_size, learning_rate=config.learning_rate,
+                         patience=config.patience, seed=config.seed + offset,
+                         progress=progress, time_budget_s=budget, augment=_augmenter(config),
+                         on_epoch=_epoch_saver(out_dir, base, history, offset, on_epoch))
+    accs = [h["valid_acc"] for h in history]
+    best_epoch = int(np.argmax(accs)) + 1
+    if best_epoch <= offset:
+        model, _ = load_checkpoint(Path(out_dir) / BEST)  # the best epoch came before resuming
+    return model, best_epoch
+
+
 def fit(corpus, out_dir: str | Path, config: FitConfig = FitConfig(), *,
-        progress: bool = True, log=print) -> dict:
+        progress: bool = True, log=print, resume: bool = False, on_epoch=None) -> dict:
     """Train ``config.arch`` on ``corpus`` (an opened :class:`data.corpora.Corpus`), save to ``out_dir``.
+
+    Every epoch is checkpointed into ``OUT/.last`` (and the best so far into ``OUT/.best``);
+    the final save replaces ``OUT`` and with it both. With ``resume=True`` a run killed
+    part-way continues from ``OUT/.last``: its weights and history are kept, the remaining
+    ``config.epochs - done`` epochs are trained (shuffling seeded ``seed + done``; the AdamW
+    moments and the patience counter restart), and the time budget counts the earlier epochs.
+    ``on_epoch(epoch, model, metrics)`` is called after each epoch is saved.
 
     Returns the metadata written beside the checkpoint (with test metrics).
     """
     from models.checkpoint import save_checkpoint
     from models.registry import build_model
-    from models.train import evaluate, train_classifier
+    from models.train import evaluate
 
     params = feature_params_for(config.arch, config.features)
     t0 = time.perf_counter()
     splits = {s: load_split(corpus, s, params, progress=progress) for s in ("train", "valid", "test")}
     log(f"features ready in {time.perf_counter() - t0:.1f} s: "
         + ", ".join(f"{s} {len(a.y)}" for s, a in splits.items()))
-    xtr, ytr = to_model_inputs(config.arch, splits["train"], stride=config.frame_stride, floor=params.floor)
-    xva, yva = to_model_inputs(config.arch, splits["valid"], stride=config.frame_stride, floor=params.floor)
+    data = [to_model_inputs(config.arch, splits[s], stride=config.frame_stride,
+                            floor=params.floor) for s in ("train", "valid")]
     shape = model_input_shape(config.arch, params)
-    model = build_model(config.arch, n_classes=len(corpus.labels), input_shape=shape,
-                        seed=config.seed)
-    result = train_classifier(model, xtr, ytr, xva, yva, epochs=config.epochs,
-                              batch_size=config.batch_size, learning_rate=config.learning_rate,
-                              patience=config.patience, seed=config.seed, progress=progress,
-                              time_budget_s=config.time_budget_s)
+    base = _base_metadata(config, corpus, params, shape)
+    model, history = _resume_point(Path(out_dir), base, log) if resume else (None, [])
+    if model is None:
+        model = build_model(config.arch, n_classes=len(corpus.labels), input_shape=shape,
+                            seed=config.seed)
+    model, best_epoch = _train(model, data, config, Path(out_dir), base, history, progress,
+                               on_epoch)
     xte, yte = to_model_inputs(config.arch, splits["test"], stride=1, floor=params.floor)
     test = evaluate(model, xte, yte, list(corpus.labels))
-    metadata = {
-        "arch": config.arch,
-        "arch_kwargs": {"n_classes": len(corpus.labels), "input_shape": list(shape)},
-        "labels": list(corpus.labels),
-        "features": params.to_dict(),
-        "corpus": corpus.spec,
-        "split": {s: len(a.y) for s, a in splits.items()},
-        "metrics": {"test": test, "best_valid_acc": result.best_valid_acc,
-                    "best_epoch": result.best_epoch, "history": list(result.history),
-                    "train_seconds": round(time.perf_counter() - t0, 1)},
-        "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
-    }
+    metadata = {**base, "split": {s: len(a.y) for s, a in splits.items()},
+                "metrics": {"test": test, "best_valid_acc": history[best_epoch - 1]["valid_acc"],
+                            "best_epoch": best_epoch, "history": list(history),
+                            "train_seconds": round(time.perf_counter() - t0, 1)}}
     save_checkpoint(out_dir, model, metadata)
     log(f"test accuracy {test['accuracy']:.4f} on {test['n']} clips; saved to {out_dir}")
     return metadata

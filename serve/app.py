@@ -15,14 +15,38 @@ from serve.config import LOOPBACK, THREADS, Limits
 class Shared:
     """What all sessions share: the loaded predictor (read-only) and the limits."""
 
-    def __init__(self, model_dir: str | Path, limits: Limits | None = None):
+    def __init__(self, model_dir: str | Path, limits: Limits | None = None, *,
+                 separate: str | Path | None = None, prior: str | Path | None = None,
+                 projection: str | Path | None = None):
         from engine.predictor import Predictor
 
         self.predictor = Predictor.load(model_dir)
         self.limits = limits or Limits.from_env()
         self.model_dir = str(model_dir)
         self._items = None
+        self.separate = self._load_separate(separate)
+        self.prior = self._load_prior(prior)
+        self.projection_path = str(projection) if projection else None
         self._warm()
+
+    def _load_separate(self, directory):
+        """A second classifier (same labels and features, other seed) for verdicts, or None."""
+        if not directory:
+            return None
+        from engine.predictor import Predictor
+
+        other = Predictor.load(directory)
+        if other.labels != self.predictor.labels or other.params != self.predictor.params:
+            raise ValueError(f"--separate {directory}: labels or features differ from the model's")
+        return other
+
+    def _load_prior(self, directory):
+        """The decoder prior (a spectrogram autoencoder on the same features), or None."""
+        if not directory:
+            return None
+        from serve.experiment_actmax import load_prior
+
+        return load_prior(str(directory), self.predictor.params)
 
     def corpus_items(self) -> list:
         """Test-split items of the model's corpus, for the sidebar's picker ([] if unavailable)."""
@@ -79,19 +103,43 @@ def _basic_auth(value: str | None):
     return value
 
 
+def auth_kwargs(basic_auth: str | None, oauth_provider: str | None,
+                oauth_redirect_uri: str | None = None, environ=None) -> dict:
+    """Keyword arguments of ``pn.serve`` for basic auth or Panel's OAuth (or none).
+
+    OAuth's client id and secret come from ``HEARSIGHT_OAUTH_KEY`` / ``HEARSIGHT_OAUTH_SECRET``
+    (never the command line, where other users could read them in the process list).
+    """
+    env = os.environ if environ is None else environ
+    if basic_auth and oauth_provider:
+        raise ValueError("choose one of --basic-auth and --oauth-provider, not both")
+    secret = {"cookie_secret": env.get("HEARSIGHT_COOKIE_SECRET") or os.urandom(24).hex()}
+    if oauth_provider:
+        key, client_secret = env.get("HEARSIGHT_OAUTH_KEY"), env.get("HEARSIGHT_OAUTH_SECRET")
+        if not key or not client_secret:
+            raise ValueError(f"--oauth-provider {oauth_provider} needs the client id and secret "
+                             "in HEARSIGHT_OAUTH_KEY and HEARSIGHT_OAUTH_SECRET")
+        out = {"oauth_provider": oauth_provider, "oauth_key": key,
+               "oauth_secret": client_secret, **secret}
+        return {**out, "oauth_redirect_uri": oauth_redirect_uri} if oauth_redirect_uri else out
+    auth = _basic_auth(basic_auth)
+    return {"basic_auth": auth, **secret} if auth else {}
+
+
 def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
           allow_websocket_origin: list[str] | None = None, basic_auth: str | None = None,
-          show: bool = False, start: bool = True):
+          show: bool = False, start: bool = True, separate=None, prior=None, projection=None,
+          oauth_provider: str | None = None, oauth_redirect_uri: str | None = None):
     """Start the server (blocking when ``start``); returns the bokeh ``Server``."""
     origins = list(allow_websocket_origin or [])
     check_bind(address, origins)
-    shared = Shared(model_dir)
+    limits = Limits.from_env()  # a bad HEARSIGHT_* value fails before the model loads
+    kwargs = auth_kwargs(basic_auth, oauth_provider, oauth_redirect_uri)
+    shared = Shared(model_dir, limits, separate=separate, prior=prior, projection=projection)
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
     pn.config.nthreads = THREADS
     if not origins:
         origins = [f"{h}:{port}" for h in ("localhost", "127.0.0.1")]
-    auth = _basic_auth(basic_auth)
-    kwargs = {"basic_auth": auth, "cookie_secret": os.urandom(24).hex()} if auth else {}
     print(f"hearsight: serving {shared.predictor.arch} from {model_dir} "
           f"at http://{address}:{port}/", flush=True)
     return pn.serve({"/": lambda: build_session(shared)}, port=port, address=address,

@@ -43,6 +43,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--time-budget", type=float, default=None, help="seconds; stop after the epoch")
     p.add_argument("--split-by", default="default", choices=["default", "speaker"])
     p.add_argument("--holdout-speaker", default=None, help="with --split-by speaker")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a run that was killed part-way (from OUT/.last)")
     p.add_argument("--json", action="store_true", help="print the metadata as JSON")
 
 
@@ -65,7 +67,16 @@ def _io_parsers(sub) -> None:
                    help="bind address (default loopback; another needs --allow-websocket-origin)")
     s.add_argument("--allow-websocket-origin", action="append", default=[])
     s.add_argument("--basic-auth", default=None, help="password or a JSON file of user: password")
+    s.add_argument("--oauth-provider", default=None,
+                   help="Panel OAuth provider (github, google, azure, okta, generic, ...); "
+                        "client id/secret from HEARSIGHT_OAUTH_KEY / HEARSIGHT_OAUTH_SECRET")
+    s.add_argument("--oauth-redirect-uri", default=None, help="OAuth callback URL, if proxied")
     s.add_argument("--show", action="store_true", help="open a browser tab")
+    s.add_argument("--separate", default=None,
+                   help="a second classifier (other seed) whose verdict the Maximise page shows")
+    s.add_argument("--prior", default=None, help="spectrogram_ae checkpoint: the decoder prior")
+    s.add_argument("--projection", default=None,
+                   help="a projection .parquet from 'hearsight project' for the Embeddings page")
     s.add_argument("--default-budget", type=float, default=90.0,
                    help="seconds of training for the first-run default model")
 
@@ -87,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = commands.dispatch(args)
     except (ValueError, OSError) as exc:  # AudioError, CheckpointError, bad specs, IO
-        print(f"hearsight {args.cmd}: error: {exc}", file=sys.stderr)
+        # Paths may carry undecodable bytes (surrogate escapes): never crash while reporting.
+        text = str(exc).encode("utf-8", "backslashreplace").decode("utf-8")
+        print(f"hearsight {args.cmd}: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hearsight {args.cmd}: interrupted", file=sys.stderr)

@@ -61,7 +61,12 @@ def cmd_corpus(args):
 
     if args.corpus_cmd == "synth":
         t0 = time.perf_counter()
-        corpus = open_corpus("synth:small" if args.small else "synth", seed=args.seed)
+        try:
+            corpus = open_corpus("synth:small" if args.small else "synth", seed=args.seed)
+        except OSError as exc:
+            raise OSError(f"cannot write the corpus into the cache folder {cache_home()} "
+                          f"({exc.strerror or exc}); set HEARSIGHT_HOME to a writable "
+                          "folder") from exc
         print(f"{len(corpus.items)} clips, {len(corpus.labels)} words, "
               f"{len({i.speaker for i in corpus.items})} voices in {time.perf_counter() - t0:.1f} s")
         return None
@@ -79,19 +84,24 @@ def cmd_train(args):
     config = FitConfig(arch=args.arch, features=args.features, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.lr,
                        patience=args.patience, seed=args.seed, time_budget_s=args.time_budget)
-    meta = fit(corpus, args.out, config, log=_err if args.json else print)
+    meta = fit(corpus, args.out, config, log=_err if args.json else print,
+               resume=getattr(args, "resume", False))
     return meta
 
 
 def cmd_predict(args):
     from engine.predictor import Predictor
 
+    from data.audio import display_name
+
     predictor = Predictor.load(resolve_model(args.model))
     records = predictor.predict_files(args.files)
+    for r in records:  # names may hold undecodable bytes or control characters
+        r["file"] = display_name(r["file"], limit=200)
     if not args.json:
         for r in records:
             if "error" in r:
-                print(f"{r['file']}: error: {r['error']}")
+                print(f"hearsight predict: error: {r['error']}", file=sys.stderr)
             else:
                 top3 = ", ".join(f"{k} {v:.3f}" for k, v in list(r["probs"].items())[:3])
                 print(f"{r['file']}: {r['top']} ({r['probability']:.3f}); {top3}")
@@ -147,7 +157,10 @@ def cmd_serve(args):
         budget_s=args.default_budget)
     return serve(model_dir, port=args.port, address=args.address,
                  allow_websocket_origin=args.allow_websocket_origin,
-                 basic_auth=args.basic_auth, show=args.show)
+                 basic_auth=args.basic_auth, show=args.show, separate=args.separate,
+                 prior=args.prior, projection=args.projection,
+                 oauth_provider=getattr(args, "oauth_provider", None),
+                 oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None))
 
 
 def add_analysis_parsers(sub) -> None:
