@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import panel as pn
 
 from serve.recorder import Recorder
@@ -34,7 +36,7 @@ class AudioIn:
         self.say.on_click(self._on_say)
         self.label.param.watch(self._filter, "value")
         self.speaker.param.watch(self._filter, "value")
-        session.on_clip(self._show_clip)
+        session.on_clip(self._show_clip, first=True)
         self._init_corpus()
         self._init_voices()
 
@@ -63,8 +65,13 @@ class AudioIn:
         items = [it for it in self._items
                  if self.label.value in ("(any)", it.label)
                  and self.speaker.value in ("(any)", it.speaker)]
-        self.item.options = {f"{it.label} · {it.speaker or '?'} · {it.id.rsplit('/', 1)[-1]}": it
-                             for it in items[:500]}
+        options = {f"{it.label} · {it.speaker or '?'} · {it.id.rsplit('/', 1)[-1]}": it
+                   for it in items[:500]}
+        self.item.options = options
+        # Panel leaves the value None when options arrive later, which showed an empty box
+        # and made "Load item" complain; preselect the first match instead.
+        if self.item.value not in options.values():
+            self.item.value = next(iter(options.values()), None)
 
     def _on_upload(self, event) -> None:
         if event.new:
@@ -105,7 +112,7 @@ class AudioIn:
                                source="synth")
 
     def _show_clip(self, clip) -> None:
-        self.now.object = f"**Current clip:** {clip.name} · {clip.source}"
+        self.now.object = f"**Current clip:** {html.escape(clip.name)} · {clip.source}"
 
     def view(self):
         return pn.Column(

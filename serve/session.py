@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import threading
 from dataclasses import dataclass, field
 
@@ -48,8 +49,14 @@ class Session:
                                    css_classes=["hs-alert"], sizing_mode="stretch_width")
 
     # -- clips -------------------------------------------------------------------------
-    def on_clip(self, callback) -> None:
-        self._listeners.append(callback)
+    def on_clip(self, callback, *, first: bool = False) -> None:
+        """Call ``callback(clip)`` on every new clip; ``first`` puts it before the others
+        (cheap listeners such as the sidebar's "current clip" line should not wait for
+        every page's analysis)."""
+        if first:
+            self._listeners.insert(0, callback)
+        else:
+            self._listeners.append(callback)
 
     def set_clip(self, clip: Clip) -> None:
         self.clip = clip
@@ -113,6 +120,8 @@ class Session:
 
     # -- messages ----------------------------------------------------------------------
     def error(self, message: str) -> None:
+        # Messages quote user-supplied names; escape them so a name is never rendered as HTML.
+        message = html.escape(message, quote=False)
         self.alert.object = message
         self.alert.visible = True
         if pn.state.notifications is not None:
@@ -127,8 +136,8 @@ class Session:
         return AudioIn(self).view()
 
 
-def safe_name(name: str, limit: int = 80) -> str:
+def safe_name(name, limit: int = 80) -> str:
     """A display name for a user-supplied file name: no path parts, printable, bounded."""
-    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
-    base = "".join(ch if ch.isprintable() else "?" for ch in base).strip() or "clip"
-    return base if len(base) <= limit else base[: limit - 1] + "…"
+    from data.audio import safe_basename
+
+    return safe_basename(name, limit=limit)
