@@ -84,6 +84,10 @@ class Forward:
                              f"batch, time >= 1, got {x.shape}; compute them with the "
                              "model's FeatureParams")
         x = self.fit_time(x)
+        if len(x) <= self.max_batch:
+            # One chunk: hand back zero-copy views; concatenating would copy every intermediate
+            # (hundreds of MB at batch 256) for nothing.
+            return self._run_chunk(x)
         chunks = [self._run_chunk(x[s:s + self.max_batch])
                   for s in range(0, len(x), self.max_batch)]
         logits = np.concatenate([c[0] for c in chunks])
@@ -95,7 +99,7 @@ class Forward:
         pad = self.bucket(n) - n
         if pad:
             x = np.pad(x, ((0, pad), (0, 0), (0, 0)), constant_values=self.floor)
-        logits, acts = self.apply(self.state, jnp.asarray(x))
+        logits, acts = self.apply(self.state, jax.device_put(x))
         return np.asarray(logits)[:n], {k: np.asarray(v)[:n] for k, v in acts.items()}
 
 

@@ -44,7 +44,7 @@ class InspectPage:
                                                css_classes=["hs-filter-select"])
         self.filter_view = pn.Column(sizing_mode="stretch_width", css_classes=["hs-filter-view"])
         self.dense = pn.Column(sizing_mode="stretch_width")
-        self.model_view = pn.Column(sizing_mode="stretch_width")
+        self.model_view = pn.Column(sizing_mode="stretch_width", css_classes=["hs-model-view"])
         self.analysis = None
         self.filter_select.param.watch(self._on_filter, "value")
         session.on_clip(self._on_clip)
@@ -81,7 +81,10 @@ class InspectPage:
             fig, layout = feature_map_mosaic(acts, title=f"{layer}: {acts.shape[2]} filters "
                                              f"of {acts.shape[0]}×{acts.shape[1]}", height=300)
             fig.on_event("tap", self._tap_handler(layer, layout))
-            cards.append(pn.pane.Bokeh(fig, css_classes=[f"hs-mosaic-{layer}"]))
+            # The css class goes on a wrapper: a Bokeh pane renders the figure itself and
+            # drops its own css_classes, so tests and styles could not find the mosaic.
+            cards.append(pn.Column(pn.pane.Bokeh(fig), css_classes=[f"hs-mosaic-{layer}"],
+                                   sizing_mode="stretch_width"))
             options.update({f"{layer} · {c}": (layer, c) for c in range(acts.shape[2])})
         self.maps.objects = [pn.pane.Markdown(
             "#### Feature maps — every filter of every layer (tap one to enlarge and listen)"),
@@ -137,9 +140,12 @@ class InspectPage:
         self.model_view.objects = [
             pn.pane.Markdown(f"#### Model: `{self.session.predictor.arch}` · "
                              f"{sum(counts.values()):,} parameters"),
-            pn.Row(pn.pane.Bokeh(layer_table(shapes, {k: counts.get(k, 0) for k in shapes}),
-                                 width=420),
-                   pn.pane.Bokeh(weight_histograms_grid(weights)))]
+            # Table above the histograms: side by side, six histograms were squeezed into
+            # what the 420 px table left of 1280 px and their tick labels overlapped.
+            pn.pane.Bokeh(layer_table(shapes, {k: counts.get(k, 0) for k in shapes}),
+                          width=420),
+            pn.pane.Markdown("#### Weight distributions (kernel values per layer, counts)"),
+            pn.pane.Bokeh(weight_histograms_grid(weights), sizing_mode="stretch_width")]
 
     def view(self):
         return pn.Column(

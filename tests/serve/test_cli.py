@@ -26,8 +26,13 @@ def _write_tone_corpus(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = _write_tone_corpus(tmp_path_factory.mktemp("tones"))
+def tones(tmp_path_factory):
+    return _write_tone_corpus(tmp_path_factory.mktemp("tones"))
+
+
+@pytest.fixture(scope="module")
+def trained(tones, tmp_path_factory):
+    root = tones
     out = tmp_path_factory.mktemp("ckpt") / "model"
     code = main(["train", "--corpus", f"fsdd:{root}", "--arch", "ddevis_cnn", "--out", str(out),
                  "--epochs", "4", "--batch-size", "16", "--patience", "4"])
@@ -86,3 +91,26 @@ def test_bad_input_is_one_clear_line_not_a_traceback(trained, tmp_path, capsys):
     assert "missing.wav" in text and "bad.wav" in text and "Traceback" not in text
     assert main(["predict", "--model", str(tmp_path / "nope"), str(bad)]) == 2
     assert "retrain" in capsys.readouterr().err
+
+
+def test_train_autoencoder_prior_reconstructs_better_than_the_mean(tones, tmp_path):
+    from data.dataset import load_split
+    from data.corpora import open_corpus
+    from models.checkpoint import load_checkpoint
+
+    out = tmp_path / "ae"
+    assert main(["train", "--corpus", f"fsdd:{tones}", "--arch", "spectrogram_ae",
+                 "--out", str(out), "--epochs", "20", "--batch-size", "8", "--patience", "20"]) == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    ae, _ = load_checkpoint(out)
+    params_test = load_split(open_corpus(f"fsdd:{tones}"), "test", ae_params(meta))
+    mean_mse = float(np.mean((params_test.x - params_test.x.mean(axis=0)) ** 2))
+    assert meta["metrics"]["test"]["mse"] < mean_mse  # learnt something beyond the average
+    z = np.zeros((2, 256), np.float32)
+    assert np.asarray(ae.decode(z)).shape == (2, *meta["arch_kwargs"]["input_shape"])
+
+
+def ae_params(meta):
+    from data.features import FeatureParams
+
+    return FeatureParams.from_dict(meta["features"])

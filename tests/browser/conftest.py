@@ -1,0 +1,216 @@
+"""The real ``hearsight serve`` in a subprocess, and headless Chromium driven by playwright.
+
+Browser tests need Debian's Chromium at ``/usr/bin/chromium`` (never ``playwright install``).
+Without it they are skipped on a workstation and FAIL in CI (env ``CI`` set), so a CI image
+that lost its browser cannot pass silently.
+
+Screenshots go to each test's ``tmp_path``; with ``HEARSIGHT_UPDATE_DOCS=1`` the tests also
+write the documentation screenshots (1280×800) into ``docs/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--use-fake-device-for-media-stream",
+                 "--use-fake-ui-for-media-stream"]
+VIEWPORT = {"width": 1280, "height": 800}
+START_TIMEOUT_S = 120.0
+UI_TIMEOUT_MS = 120_000  # a forward pass + sonification on 2 shared CPU cores can take a while
+HEADER_RE = re.compile(r"→\s*(\S+)\s*\(([\d.]+)%\)")
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests cannot run: {reason} (CI is set, so this is an error)")
+    pytest.skip(f"browser tests need {reason}")
+
+
+@dataclass
+class Server:
+    """A running ``hearsight serve``: its URL, process and log file."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def log_tail(self, chars: int = 6000) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text[-chars:]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    # The server runs in its own session, so its whole process group can be ended by id.
+    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _wait_until_up(server: Server) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"hearsight serve exited with status {server.process.returncode}:\n"
+                        f"{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(server.url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(1.0)
+    _stop(server.process)
+    pytest.fail(f"hearsight serve did not answer within {START_TIMEOUT_S:.0f} s:\n"
+                f"{server.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    """Chromium's path, after checking that it and playwright are installed."""
+    if not CHROMIUM.exists():
+        _unavailable(f"Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _unavailable("the python package playwright (pip install hearsight[test])")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def server(chromium_path, tiny_checkpoint, hearsight_home, tmp_path_factory):
+    """``python -m serve.cli serve --model <tiny checkpoint>`` on a free loopback port."""
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    port = _free_port()
+    env = {**os.environ, "HEARSIGHT_HOME": str(hearsight_home),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "serve.cli", "serve", "--model", str(tiny_checkpoint),
+           "--port", str(port), "--address", "127.0.0.1"]
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    srv = Server(url=f"http://127.0.0.1:{port}/", process=proc, log=log)
+    try:
+        _wait_until_up(srv)
+        yield srv
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, server, tmp_path):
+    """A fresh browser context at 1280×800 with the app loaded; screenshots on teardown."""
+    context = browser.new_context(viewport=VIEWPORT)
+    pg = context.new_page()
+    pg.set_default_timeout(UI_TIMEOUT_MS)
+    pg.goto(server.url, timeout=UI_TIMEOUT_MS)
+    pg.locator(".hs-upload input[type=file]").wait_for(state="attached")
+    try:
+        yield pg
+    finally:
+        pg.screenshot(path=str(tmp_path / "final.png"))
+        context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the server's log to a failing browser test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    srv = getattr(item, "funcargs", {}).get("server")
+    if report.failed and isinstance(srv, Server):
+        report.sections.append(("hearsight serve log", srv.log_tail()))
+
+
+# -- helpers the tests share ---------------------------------------------------------------
+def upload(page, path: str | Path | None = None, *, name: str = "", data: bytes = b"") -> None:
+    """Put a file (from disk, or ``data`` named ``name``) into the sidebar's FileInput."""
+    target = page.locator(".hs-upload input[type=file]")
+    if path is not None:
+        target.set_input_files(str(path))
+    else:
+        target.set_input_files({"name": name, "mimeType": "audio/wav", "buffer": data})
+
+
+# Panel renders a pane's content inside the shadow root of its element (the one carrying the
+# css class); the first <div> there holds the rendered Markdown/HTML.
+PANE_TEXT_JS = """(el) => {
+  const root = el.shadowRoot || el;
+  const div = Array.from(root.children).find((c) => c.tagName === 'DIV');
+  return div ? div.textContent : "";
+}"""
+
+
+def pane_text(page, css: str) -> str:
+    """The visible text of the Markdown/HTML pane with css class ``css`` (no dot)."""
+    return page.locator(f".{css}").evaluate(PANE_TEXT_JS).strip()
+
+
+def header_prediction(page, clip_name: str) -> tuple[str, float]:
+    """Wait until the Inspect header names ``clip_name``; return (top class, percent shown)."""
+    header = page.locator(".hs-inspect-header").filter(has_text=clip_name)
+    header.wait_for()
+    text = pane_text(page, "hs-inspect-header")
+    m = HEADER_RE.search(text)
+    assert m, f"the header {text!r} shows no 'class (p%)' prediction"
+    return m.group(1), float(m.group(2))
+
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    """Screenshot into ``tmp_path``; also into ``docs/`` when HEARSIGHT_UPDATE_DOCS=1."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path))
+    if os.environ.get("HEARSIGHT_UPDATE_DOCS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / f"{name}.png"))
+    return path
+
+
+@pytest.fixture
+def ui():
+    """The helpers above, for tests (conftest modules are not importable by name)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(upload=upload, header_prediction=header_prediction, shot=shot,
+                           text=pane_text)
