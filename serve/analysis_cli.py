@@ -63,7 +63,8 @@ def _experiment_parsers(sub) -> None:
 
 def dispatch(args):
     if args.cmd == "experiment":
-        return args.func(args)
+        run = getattr(args, "func", None) or getattr(args, "experiment_run")
+        return run(args)
     commands = {"activations": cmd_activations, "project": cmd_project}
     if args.cmd not in commands:
         raise ValueError(f"unknown command {args.cmd!r}")
