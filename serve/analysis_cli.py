@@ -124,8 +124,11 @@ def layout_of(x: np.ndarray, *, method: str, key, pivots: int) -> np.ndarray:
     from engine.projection import project
 
     if method == "ae":
-        raise ValueError("the autoencoder projection ('ae') is not available yet in engine/; "
-                         "use --method pivotmds or pca")
+        # The store holds one split; the autoencoder is fitted on it and applied as a fixed
+        # map (`hearsight experiment projections` fits on train frames, applies to test).
+        from engine.ae_projection import project_ae
+
+        return np.asarray(project_ae(x, x, key=key, dims=2), np.float32)
     kw = {"k": min(pivots, x.shape[0])} if method == "pivotmds" else {}
     try:
         return np.asarray(project(x, method=method, key=key, dims=2, **kw), np.float32)

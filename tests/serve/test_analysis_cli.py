@@ -65,11 +65,21 @@ def test_project_writes_parquet_and_sidecar(tmp_path, method):
     assert q["n"] == 60 and q["trustworthiness"] > 0.9
 
 
+def test_project_with_the_autoencoder_keeps_neighbourhoods(tmp_path):
+    store = _store(tmp_path / "store")
+    out = tmp_path / "ae.parquet"
+    assert main(["project", "--activations", str(store), "--method", "ae", "--out", str(out),
+                 "--quality-n", "60"]) == 0
+    df = pd.read_parquet(out)
+    assert len(df) == 60 and np.isfinite(df[["x_conv1", "y_conv1"]].to_numpy()).all()
+    side = json.loads(out.with_suffix(".json").read_text())
+    # a random 2-D layout of these points scores about 0.5; the fitted map keeps neighbours
+    assert side["per_layer"]["conv1"]["quality"]["trustworthiness"] > 0.65
+
+
 def test_project_reports_bad_requests(tmp_path, capsys):
     store = _store(tmp_path / "store")
     out = str(tmp_path / "p.parquet")
-    assert main(["project", "--activations", str(store), "--method", "ae", "--out", out]) == 2
-    assert "not available yet" in capsys.readouterr().err
     assert main(["project", "--activations", str(store), "--layers", "conv9", "--out", out]) == 2
     assert "unknown layers" in capsys.readouterr().err
     (store / "store.json").unlink()
