@@ -34,6 +34,8 @@ class AudioIn:
                                     css_classes=["hs-now"])
         self.pick.on_click(self._on_pick)
         self.say.on_click(self._on_say)
+        self._refreshing = False
+        self.item.param.watch(self._on_item, "value")
         self.label.param.watch(self._filter, "value")
         self.speaker.param.watch(self._filter, "value")
         session.on_clip(self._show_clip, first=True)
@@ -62,6 +64,18 @@ class AudioIn:
             self.voice.value = "en-us" if "en-us" in voices else voices[0]
 
     def _filter(self, *_):
+        self._refreshing = True
+        try:
+            self._refresh_items()
+        finally:
+            self._refreshing = False
+
+    def _on_item(self, event) -> None:
+        # Choosing an item loads it at once (the button reloads it); option refreshes don't.
+        if not self._refreshing and event.new is not None:
+            self._on_pick()
+
+    def _refresh_items(self) -> None:
         items = [it for it in self._items
                  if self.label.value in ("(any)", it.label)
                  and self.speaker.value in ("(any)", it.speaker)]
