@@ -1,29 +1,31 @@
 """Load: N concurrent browser-less sessions against a real ``hearsight serve`` (issue 7).
 
-    python3 benchmarks/load.py [--model CKPT] [--ramp 1,5,10,20,30] [--soak-seconds 120]
+    python3 benchmarks/load.py [--model CKPT] [--ramp 1,2,5,10,20] [--interactions 5]
+                               [--soak-seconds 180] [--soak-sessions 5]
 
-Starts ``python3 -m serve.cli serve`` on 127.0.0.1 (a free port; a randomly initialised
-``ddevis_cnn`` checkpoint unless ``--model``), then for every N of the ramp opens N sessions
-with ``bokeh.client.pull_session`` in N threads. Each session uploads ``--interactions``
-different 1-s clips by setting the value and file name of the page's ``FileInput`` model and
-waits for the Inspect header to change (the server decoded the clip, ran the forward with every
-intermediate and redrew the page): that wait is one interaction's latency. A level is *held*
-when every session connected and the p95 latency is at most 1 s.
+Starts ``python3 -m serve.cli serve`` on 127.0.0.1 (a free port; without ``--model`` a randomly
+initialised ``ddevis_cnn`` checkpoint whose corpus is ``fsdd:../shared/data/fsdd``, so the
+sidebar's corpus picker lists that corpus's test split). For every N of the ramp it opens N
+sessions with ``bokeh.client.pull_session``, one thread each. One interaction picks another
+item in the sidebar's corpus picker (the bokeh ``Select`` with css class ``hs-item``; choosing
+an item loads it at once) and waits until the Inspect header (css class
+``hs-inspect-header``) names that item: by then the server has decoded the clip, run the
+forward with every intermediate and redrawn the pages. Latency = seconds from setting the value
+to the header patch arriving. A level is *held* when every interaction succeeded and p95 <= 1 s.
 
 Then a bounded soak (``--soak-seconds``, at most 300): ``--soak-sessions`` sessions interact in
 a loop while the server's resident memory (psutil) is sampled every ``--sample-every`` s.
-Prints a table, writes ``benchmarks/results/load.json`` and, when Pillow is available,
-``benchmarks/results/load_soak.png``. Every loop is bounded; the server is stopped at the end.
+Prints a table, writes ``benchmarks/results/load.json`` and ``benchmarks/results/load_soak.png``
+(Pillow). Every loop is bounded in count and time; the server is stopped at the end.
 
-Not covered yet: a short activation maximisation per session (the Maximise page's controls are
-not driven here).
+Why the corpus picker and not the upload: Panel >= 1.5 sends a ``FileInput``'s bytes in chunks
+over its own messages, so setting the bokeh model's ``value`` from a client never reaches the
+server's upload handler. Not covered: a short activation maximisation per session.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import os
 import socket
@@ -38,17 +40,24 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-HEADER_START = "Bring audio in"
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # run as a script from anywhere
+FSDD_DIR = ROOT.parent / "shared" / "data" / "fsdd"
+MAX_SOAK_S, MAX_LEVEL_SESSIONS = 300.0, 64
 
 
-def _wav_b64(freq: float) -> str:
-    import soundfile as sf
+def tiny_checkpoint(folder: Path, corpus: str) -> Path:
+    """A randomly initialised (seed 0) ``ddevis_cnn`` over 10 digits whose corpus is ``corpus``."""
+    from data.features import ddevis_stft
+    from models.checkpoint import save_checkpoint
+    from models.registry import build_model
 
-    t = np.arange(8000) / 8000
-    buf = io.BytesIO()
-    sf.write(buf, (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 8000,
-             subtype="PCM_16", format="WAV")
-    return base64.b64encode(buf.getvalue()).decode()
+    params = ddevis_stft()
+    model = build_model("ddevis_cnn", n_classes=10, input_shape=params.shape, seed=0)
+    model.eval()
+    meta = {"arch": "ddevis_cnn", "arch_kwargs": {"n_classes": 10, "input_shape": list(params.shape)},
+            "labels": [str(d) for d in range(10)], "features": params.to_dict(),
+            "corpus": corpus, "split": {}, "metrics": {"note": "untrained"}}
+    return save_checkpoint(Path(folder) / "ck", model, meta)
 
 
 def _free_port() -> int:
@@ -57,10 +66,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, port: int, home: Path, timeout: float = 300.0):
+# Diagnostic only (--no-explain-autostart): the same server with the Explain page's eager
+# per-clip computation switched off, to separate the Inspect path from that background work.
+_NO_EXPLAIN = ("import sys; from serve.pages.explain import ExplainPage; "
+               "ExplainPage.start = lambda self: None; from serve.cli import main; "
+               "sys.exit(main(sys.argv[1:]))")
+
+
+def start_server(model: Path, port: int, home: Path, *, timeout: float = 300.0,
+                 no_explain: bool = False):
+    """``hearsight serve`` on 127.0.0.1:``port`` in a child process, once it accepts connections."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARSIGHT_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "serve", "--model", str(model),
-                             "--port", str(port)], cwd=ROOT, env=env,
+    launch = ["-c", _NO_EXPLAIN] if no_explain else ["-m", "serve.cli"]
+    proc = subprocess.Popen([sys.executable, *launch, "serve", "--model", str(model),
+                             "--port", str(port), "--address", "127.0.0.1"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -74,211 +93,210 @@ def start_server(model: Path, port: int, home: Path, timeout: float = 300.0):
     raise RuntimeError("server did not start in time")
 
 
-def _find_models(doc):
-    from bokeh.models import FileInput
+def _run_threads(url: str, n: int, *, seed: int, join_s: float, **kwargs) -> list[dict]:
+    """``n`` client sessions in ``n`` threads (seeds ``seed + s``); their result dicts."""
+    from load_client import run_session
 
-    upload = next((m for m in doc.models if isinstance(m, FileInput)), None)
-    header = next((m for m in doc.models if isinstance(getattr(m, "text", None), str)
-                   and HEADER_START in m.text), None)
-    if upload is None or header is None:
-        raise RuntimeError("the page has no FileInput or Inspect header")
-    return upload, header
-
-
-def _interact(session, upload, header, b64: str, name: str, timeout: float) -> float:
-    """Upload one clip and wait until the header changes; seconds taken."""
-    before = header.text
-    t0 = time.perf_counter()
-    # value and filename are read-only for Python code; set_from_json is how a client sets them
-    upload.set_from_json("mime_type", "audio/wav")
-    upload.set_from_json("filename", name)
-    upload.set_from_json("value", b64)
-    while time.perf_counter() - t0 < timeout:
-        session._connection.force_roundtrip()  # runs the client loop: send, receive patches
-        if header.text != before:
-            return time.perf_counter() - t0
-        time.sleep(0.01)
-    raise TimeoutError(f"no answer within {timeout:g} s")
-
-
-def _register_models() -> None:
-    """Import the Bokeh model classes the page uses, so the client can deserialise them."""
-    import importlib
-    import pkgutil
-
-    import panel.models  # Panel's custom Bokeh models; some modules load lazily, import all
-
-    for mod in pkgutil.iter_modules(panel.models.__path__):
-        try:
-            importlib.import_module(f"panel.models.{mod.name}")
-        except Exception:  # optional extras (e.g. vtk) may be missing; unused models only
-            pass
-
-    _lenient_types()
-
-
-def _lenient_types() -> None:
-    """Let the client stand in a stub for model types made at run time on the server (e.g.
-    Panel's ``ReactiveHTML`` components named ``Recorder1``); the load test never touches them."""
-    from bokeh.core.serialization import Deserializer
-    from bokeh.model import DataModel  # a Model; fits where a DataModel is expected, too
-
-    original, stubs = Deserializer._resolve_type, {}
-    if getattr(original, "_hearsight_lenient", False):
-        return
-
-    def set_from_json(self, name, value, *, setter=None):
-        self.__dict__.setdefault("_raw", {})[name] = value
-
-    def resolve(self, type):
-        try:
-            return original(self, type)
-        except Exception:
-            if type not in stubs:
-                stubs[type] = type_(f"Stub{len(stubs)}", (DataModel,), {
-                    "__view_model__": type, "__view_module__": "hearsight_load_stub",
-                    "__qualified_model__": f"hearsight_load_stub.{type}",
-                    "set_from_json": set_from_json})
-            return stubs[type]
-
-    type_ = type
-    resolve._hearsight_lenient = True
-    Deserializer._resolve_type = resolve
-
-
-def run_session(url: str, clips: list[str], out: dict, *, timeout: float,
-                until: float | None = None) -> None:
-    """One client session: connect, then interact with ``clips`` (repeatedly until ``until``)."""
-    from bokeh.client import pull_session
-
-    _register_models()
-    try:
-        with pull_session(url=url) as session:
-            upload, header = _find_models(session.document)
-            i = 0
-            while i < len(clips) or (until is not None and time.time() < until):
-                lat = _interact(session, upload, header, clips[i % len(clips)],
-                                f"clip{i}.wav", timeout)
-                out.setdefault("latencies", []).append(lat)
-                i += 1
-    except Exception as exc:  # a failed session is a result, not a crash of the benchmark
-        out["error"] = f"{type(exc).__name__}: {exc}"
-
-
-def ramp_level(url: str, n: int, interactions: int, timeout: float) -> dict:
-    clips = [_wav_b64(300.0 + 37.0 * k) for k in range(interactions)]
     outs = [{} for _ in range(n)]
-    threads = [threading.Thread(target=run_session, args=(url, clips[s % 3:] + clips[:s % 3],
-                                                           outs[s]), kwargs={"timeout": timeout},
-                                daemon=True) for s in range(n)]
+    threads = [threading.Thread(target=run_session, args=(url, outs[s]),
+                                kwargs={"seed": seed + s, **kwargs}, daemon=True)
+               for s in range(n)]
     for t in threads:
         t.start()
+    deadline = time.time() + join_s
     for t in threads:
-        t.join(timeout + interactions * timeout + 60)
+        t.join(max(0.0, deadline - time.time()))
+    return outs
+
+
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by the server ``pid`` and by this process."""
+    import psutil
+
+    server, me = psutil.Process(pid).cpu_times(), os.times()
+    return server.user + server.system, me.user + me.system
+
+
+def ramp_level(url: str, pid: int, n: int, *, interactions: int, timeout: float,
+               seed: int) -> dict:
+    """N sessions at once, ``interactions`` each: latency percentiles, errors, held or not,
+    and the CPU seconds the server and the clients (this process) spent on the level."""
+    if not 1 <= n <= MAX_LEVEL_SESSIONS:
+        raise ValueError(f"sessions per level must be 1..{MAX_LEVEL_SESSIONS}, got {n}")
+    t0, cpu0 = time.time(), _cpu_s(pid)
+    outs = _run_threads(url, n, seed=seed, join_s=120 + (interactions + 1) * timeout,
+                        interactions=interactions, timeout=timeout)
+    cpu = [round(b - a, 1) for a, b in zip(cpu0, _cpu_s(pid))]
     lats = np.array([x for o in outs for x in o.get("latencies", [])])
     errors = [o["error"] for o in outs if "error" in o]
-    p50, p95 = (float(np.percentile(lats, q)) if lats.size else float("nan") for q in (50, 95))
+    connect = [o["connect_s"] for o in outs if "connect_s" in o]
+    p50, p95, pmax = (float(np.percentile(lats, q)) if lats.size else float("nan")
+                      for q in (50, 95, 100))
     return {"sessions": n, "interactions": int(lats.size), "errors": len(errors),
             "first_error": errors[0] if errors else None, "p50_s": p50, "p95_s": p95,
+            "max_s": pmax, "connect_p50_s": float(np.median(connect)) if connect else None,
+            "wall_s": round(time.time() - t0, 1), "server_cpu_s": cpu[0], "client_cpu_s": cpu[1],
             "held": not errors and lats.size == n * interactions and p95 <= 1.0}
 
 
-def soak(url: str, pid: int, *, sessions: int, seconds: float, every: float,
-         timeout: float) -> dict:
+def soak(url: str, pid: int, *, sessions: int, seconds: float, every: float, timeout: float,
+         seed: int) -> dict:
+    """``sessions`` sessions looping for ``seconds`` while the server's RSS is sampled (MiB)."""
     import psutil
 
-    proc, until = psutil.Process(pid), time.time() + seconds
-    clips = [_wav_b64(200.0 + 53.0 * k) for k in range(10)]
-    outs = [{} for _ in range(sessions)]
-    threads = [threading.Thread(target=run_session, args=(url, clips, outs[s]),
-                                kwargs={"timeout": timeout, "until": until}, daemon=True)
-               for s in range(sessions)]
-    t0, samples = time.time(), []
-    for t in threads:
-        t.start()
+    proc, t0 = psutil.Process(pid), time.time()
+    until, outs, samples = t0 + seconds, [], []
+    runner = threading.Thread(target=lambda: outs.extend(_run_threads(
+        url, sessions, seed=seed, join_s=seconds + timeout + 60, interactions=0,
+        timeout=timeout, until=until)), daemon=True)
+    runner.start()
     while time.time() < until:
-        samples.append((round(time.time() - t0, 1), proc.memory_info().rss / 2**20))
+        samples.append([round(time.time() - t0, 1), proc.memory_info().rss / 2**20])
         time.sleep(every)
-    for t in threads:
-        t.join(timeout + 30)
-    done = sum(len(o.get("latencies", [])) for o in outs)
-    return {"sessions": sessions, "seconds": seconds, "interactions": done,
+    runner.join(timeout + 90)
+    samples.append([round(time.time() - t0, 1), proc.memory_info().rss / 2**20])
+    lats = np.array([x for o in outs for x in o.get("latencies", [])])
+    return {"sessions": sessions, "seconds": seconds, "interactions": int(lats.size),
+            "p95_s": float(np.percentile(lats, 95)) if lats.size else None,
             "errors": [o["error"] for o in outs if "error" in o], "rss_mib": samples}
 
 
-def _png(samples, path: Path) -> bool:
-    try:
-        from PIL import Image, ImageDraw
-    except ImportError:
-        return False
-    w, h, pad = 640, 320, 40
+def rss_summary(samples: list, warmup_fraction: float = 0.25) -> dict:
+    """RSS at the start, the mean just after warm-up, the mean of the last quarter, the max."""
+    mib = np.array([m for _, m in samples], dtype=float)
+    k = max(1, int(len(mib) * warmup_fraction))
+    return {"start": float(mib[0]), "after_warmup": float(mib[k:2 * k].mean() if len(mib) > k
+                                                          else mib[-1]),
+            "end": float(mib[-k:].mean()), "max": float(mib.max())}
+
+
+def soak_png(samples: list, path: Path, *, title: str) -> None:
+    """The RSS curve as a small line chart (Pillow)."""
+    from PIL import Image, ImageDraw
+
+    w, h, pad = 640, 320, 48
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
     ts, ms = np.array([s[0] for s in samples]), np.array([s[1] for s in samples])
-    lo, hi = float(ms.min()) * 0.95, float(ms.max()) * 1.05 + 1e-9
+    lo, hi = float(ms.min()) * 0.98, float(ms.max()) * 1.02 + 1e-9
     pts = [(pad + (w - 2 * pad) * t / max(ts.max(), 1e-9),
             h - pad - (h - 2 * pad) * (m - lo) / (hi - lo)) for t, m in zip(ts, ms)]
     d.rectangle([pad, pad, w - pad, h - pad], outline="black")
     d.line(pts, fill="navy", width=2)
-    d.text((pad, 10), f"server RSS (MiB) over {ts.max():.0f} s soak: "
-                      f"{ms.min():.0f}..{ms.max():.0f}", fill="black")
+    for frac in (0.0, 0.5, 1.0):
+        y = h - pad - (h - 2 * pad) * frac
+        d.text((4, y - 6), f"{lo + frac * (hi - lo):.0f}", fill="black")
+    d.text((pad, h - pad + 8), "0 s", fill="black")
+    d.text((w - pad - 60, h - pad + 8), f"{ts.max():.0f} s", fill="black")
+    d.text((pad, 12), title, fill="black")
     img.save(path)
-    return True
 
 
-def main(argv=None) -> None:
+def _print_table(levels: list[dict]) -> None:
+    print(f"{'N':>4} {'done':>5} {'err':>4} {'p50 s':>7} {'p95 s':>7} {'max s':>7} "
+          f"{'conn s':>7} {'held':>5}")
+    for r in levels:
+        if r.get("skipped"):
+            print(f"{r['sessions']:4d}  skipped")
+            continue
+        print(f"{r['sessions']:4d} {r['interactions']:5d} {r['errors']:4d} {r['p50_s']:7.3f} "
+              f"{r['p95_s']:7.3f} {r['max_s']:7.3f} {r['connect_p50_s'] or float('nan'):7.2f} "
+              f"{str(r['held']):>5}" + (f"  ({r['first_error']})" if r["first_error"] else ""))
+
+
+def _parse(argv) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=None)
-    p.add_argument("--ramp", default="1,5,10,20,30")
-    p.add_argument("--interactions", type=int, default=3)
+    p.add_argument("--model", default=None, help="checkpoint (its corpus must have a test split)")
+    p.add_argument("--corpus", default=f"fsdd:{FSDD_DIR}", help="corpus of the tiny checkpoint")
+    p.add_argument("--ramp", default="1,2,5,10,20")
+    p.add_argument("--interactions", type=int, default=5)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per interaction")
-    p.add_argument("--soak-seconds", type=float, default=120.0)
+    p.add_argument("--soak-seconds", type=float, default=180.0)
     p.add_argument("--soak-sessions", type=int, default=5)
-    p.add_argument("--sample-every", type=float, default=3.0)
+    p.add_argument("--sample-every", type=float, default=5.0)
+    p.add_argument("--stop-p95", type=float, default=30.0,
+                   help="skip the higher levels once a level's p95 passes this (s)")
+    p.add_argument("--no-explain-autostart", action="store_true",
+                   help="diagnostic: serve with the Explain page's per-clip computation off")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
-    soak_s = min(max(args.soak_seconds, 0.0), 300.0)
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.model:
-            model = Path(args.model)
-        else:
-            sys.path.insert(0, str(ROOT / "benchmarks"))
-            from hostile_matrix import tiny_checkpoint
+    if not 1 <= args.interactions <= 100 or not 1.0 <= args.timeout <= 600:
+        p.error("--interactions must be 1..100 and --timeout 1..600 s")
+    args.soak_seconds = min(max(args.soak_seconds, 0.0), MAX_SOAK_S)
+    return args
 
-            model = tiny_checkpoint(Path(tmp))
+
+def _measure(args, url: str, pid: int) -> tuple[list, dict | None]:
+    """The ramp (stopping early once a level's p95 passes ``--stop-p95``), then the soak."""
+    from load_client import register_models
+
+    register_models()
+    levels = []
+    for n in (int(x) for x in args.ramp.split(",")):
+        if levels and (levels[-1].get("skipped") or not levels[-1]["p95_s"] <= args.stop_p95):
+            print(f"N={n:3d}: skipped (the previous level's p95 passed {args.stop_p95:g} s)")
+            levels.append({"sessions": n, "skipped": True})
+            continue
+        levels.append(ramp_level(url, pid, n, interactions=args.interactions,
+                                 timeout=args.timeout, seed=args.seed + 1000 * n))
+        r = levels[-1]
+        print(f"N={n:3d}: p50 {r['p50_s']:.3f} s, p95 {r['p95_s']:.3f} s, errors {r['errors']}, "
+              f"held {r['held']} ({r['wall_s']} s; CPU s server {r['server_cpu_s']}, "
+              f"clients {r['client_cpu_s']})", flush=True)
+    soaked = None
+    if args.soak_seconds > 0:
+        soaked = soak(url, pid, sessions=args.soak_sessions, seconds=args.soak_seconds,
+                      every=args.sample_every, timeout=args.timeout, seed=args.seed + 99)
+    return levels, soaked
+
+
+def main(argv=None) -> dict:
+    """Run the ramp and the soak against a fresh server; print, write and return the results."""
+    args = _parse(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(args.model) if args.model else tiny_checkpoint(Path(tmp), args.corpus)
         port = _free_port()
-        url = f"http://127.0.0.1:{port}/"
-        t0 = time.time()
-        server = start_server(model, port, Path(tmp) / "home")
+        url, t0 = f"http://127.0.0.1:{port}/", time.time()
+        server = start_server(model, port, Path(tmp) / "home",
+                              no_explain=args.no_explain_autostart)
         try:
-            print(f"server up in {time.time() - t0:.1f} s at {url}")
-            levels = []
-            for n in (int(x) for x in args.ramp.split(",")):
-                levels.append(ramp_level(url, n, args.interactions, args.timeout))
-                r = levels[-1]
-                print(f"N={n:3d} p50 {r['p50_s']:.3f} s p95 {r['p95_s']:.3f} s errors "
-                      f"{r['errors']} held {r['held']}", flush=True)
-            soak_result = (soak(url, server.pid, sessions=args.soak_sessions, seconds=soak_s,
-                                every=args.sample_every, timeout=args.timeout)
-                           if soak_s > 0 else None)
+            print(f"server up in {time.time() - t0:.1f} s at {url}", flush=True)
+            levels, soaked = _measure(args, url, server.pid)
         finally:
             server.terminate()
-            server.wait(timeout=30)
-    held = max((r["sessions"] for r in levels if r["held"]), default=0)
-    result = {"url": url, "cpu_count": os.cpu_count(), "levels": levels,
-              "sessions_held_p95_le_1s": held, "soak": soak_result,
-              "maximisation": "not driven yet (Inspect uploads only)"}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "load.json").write_text(json.dumps(result, indent=1))
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    held = max((r["sessions"] for r in levels if r.get("held")), default=0)
+    result = {"url": url, "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
+              "interaction": "pick another corpus item (Select .hs-item) -> new Inspect header",
+              "levels": levels, "sessions_held_p95_le_1s": held, "soak": soaked,
+              "explain_autostart": not args.no_explain_autostart,
+              "maximisation": "not driven (Inspect via the corpus picker only)"}
+    _print_table(levels)
     print(f"sessions held with p95 <= 1 s: {held}")
-    if soak_result and soak_result["rss_mib"]:
-        mib = [m for _, m in soak_result["rss_mib"]]
-        k = max(1, len(mib) // 4)
-        print(f"soak: {soak_result['interactions']} interactions in {soak_s:.0f} s; RSS "
-              f"{mib[0]:.0f} MiB start, {np.mean(mib[k:2 * k]):.0f} after warm-up, "
-              f"{np.mean(mib[-k:]):.0f} at the end, max {max(mib):.0f}")
-        if _png(soak_result["rss_mib"], RESULTS / "load_soak.png"):
-            print(f"wrote {RESULTS / 'load_soak.png'}")
-    print(f"wrote {RESULTS / 'load.json'}")
+    _write(result, Path(args.out))
+    return result
+
+
+def _write(result: dict, out: Path) -> None:
+    """``load.json`` and, after a soak, ``load_soak.png`` (with the RSS summary printed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    soaked = result["soak"]
+    if soaked and soaked["rss_mib"]:
+        s = result["soak_rss_mib"] = rss_summary(soaked["rss_mib"])
+        print(f"soak: {soaked['sessions']} sessions, {soaked['interactions']} interactions in "
+              f"{soaked['seconds']:.0f} s, errors {len(soaked['errors'])}; RSS {s['start']:.0f} MiB "
+              f"start, {s['after_warmup']:.0f} after warm-up, {s['end']:.0f} at the end, "
+              f"max {s['max']:.0f}")
+        soak_png(soaked["rss_mib"], out / "load_soak.png", title=(
+            f"hearsight server RSS (MiB), {soaked['sessions']} sessions looping, "
+            f"{soaked['interactions']} interactions"))
+        print(f"wrote {out / 'load_soak.png'}")
+    (out / "load.json").write_text(json.dumps(result, indent=1))
+    print(f"wrote {out / 'load.json'}")
 
 
 if __name__ == "__main__":

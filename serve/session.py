@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import threading
@@ -42,7 +43,10 @@ class Session:
         self.predictor = shared.predictor
         self.params = shared.predictor.params
         self.clip: Clip | None = None
-        self._listeners: list = []
+        self._listeners: list = []  # (tab name or None, callback)
+        self._registering_tab: str | None = None
+        self._stale: set[str] = set()
+        self.active_tab: str | None = None
         self._cache: dict[str, Analysis] = {}
         self._lock = threading.Lock()
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False,
@@ -52,17 +56,45 @@ class Session:
     def on_clip(self, callback, *, first: bool = False) -> None:
         """Call ``callback(clip)`` on every new clip; ``first`` puts it before the others
         (cheap listeners such as the sidebar's "current clip" line should not wait for
-        every page's analysis)."""
+        every page's analysis). Inside :meth:`tab` the listener belongs to that tab and runs
+        only while the tab is shown (or when it is next shown)."""
+        tab = self._registering_tab
+        entry = (tab, callback)
         if first:
-            self._listeners.insert(0, callback)
+            self._listeners.insert(0, entry)
         else:
-            self._listeners.append(callback)
+            self._listeners.append(entry)
+
+    @contextlib.contextmanager
+    def tab(self, name: str):
+        """Register the listeners of the page built inside the block under tab ``name``."""
+        self._registering_tab = name
+        try:
+            yield
+        finally:
+            self._registering_tab = None
+
+    def activate(self, name: str) -> None:
+        """The tab ``name`` is now shown: bring its page up to date with the current clip.
+
+        Hidden pages do no work for a new clip (with six pages, recomputing all of them on
+        every clip made each interaction several times slower); they catch up here.
+        """
+        self.active_tab = name
+        pending, self._stale = [t for t in self._stale if t == name], self._stale - {name}
+        if pending and self.clip is not None:
+            for tab, cb in list(self._listeners):
+                if tab == name:
+                    cb(self.clip)
 
     def set_clip(self, clip: Clip) -> None:
         self.clip = clip
         self.clear_error()
-        for cb in list(self._listeners):
-            cb(clip)
+        for tab, cb in list(self._listeners):
+            if tab is None or tab == self.active_tab:
+                cb(clip)
+            else:
+                self._stale.add(tab)
 
     def load_bytes(self, data: bytes, name: str, *, source: str = "upload") -> bool:
         """Decode uploaded/recorded bytes; on bad input show the reason and keep going."""

@@ -16,11 +16,18 @@ def build_pages(shared):
     from serve.session import Session
 
     session = Session(shared)
-    pages = [("Inspect", InspectPage(session)), ("Edit & compare", ComparePage(session)),
-             ("Explain", ExplainPage(session)), ("Maximise", MaximisePage(session)),
-             ("Strips", StripsPage(session)), ("Embeddings", EmbeddingsPage(session))]
+    classes = [("Inspect", InspectPage), ("Edit & compare", ComparePage),
+               ("Explain", ExplainPage), ("Maximise", MaximisePage), ("Strips", StripsPage),
+               ("Embeddings", EmbeddingsPage)]
+    pages = []
+    for name, cls in classes:
+        with session.tab(name):
+            pages.append((name, cls(session)))
+    session.activate(pages[0][0])
     tabs = pn.Tabs(*[(name, page.view()) for name, page in pages], dynamic=False,
                    sizing_mode="stretch_width")
+    names = [name for name, _ in pages]
+    tabs.param.watch(lambda event: session.activate(names[event.new]), "active")
     template = pn.template.FastListTemplate(
         title="hearsight", sidebar=[session.sidebar()], main=[tabs],
         header_background="#1f2937", accent_base_color="#0e7490", sidebar_width=320)

@@ -1,0 +1,156 @@
+"""The client side of ``benchmarks/load.py``: one browser-less session driving the Inspect page.
+
+A session is a ``bokeh.client.pull_session`` on the served page. One interaction picks another
+item in the sidebar's corpus picker (the bokeh ``Select`` with css class ``hs-item``; choosing
+an item loads it at once, ``serve/audio_in.py``) and waits until the Inspect header (css class
+``hs-inspect-header``) names that item. The file upload is not used: Panel >= 1.5 sends a
+``FileInput``'s bytes in chunks over its own messages, so setting the bokeh model's ``value``
+from a client never reaches the server's upload handler.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+ITEM_CLASS, HEADER_CLASS = "hs-item", "hs-inspect-header"
+
+
+def register_models() -> None:
+    """Import the Bokeh model classes the page uses, so the client can deserialise them."""
+    import importlib
+    import pkgutil
+
+    import panel.models  # Panel's custom Bokeh models; some modules load lazily, import all
+
+    for mod in pkgutil.iter_modules(panel.models.__path__):
+        try:
+            importlib.import_module(f"panel.models.{mod.name}")
+        except Exception:  # optional extras (e.g. vtk) may be missing; unused models only
+            pass
+    _lenient_types()
+
+
+def _lenient_types() -> None:
+    """Let the client stand in a stub for model types made at run time on the server (e.g.
+    Panel's ``ReactiveHTML`` components such as the recorder); the load test never touches them."""
+    from bokeh.core.serialization import Deserializer
+    from bokeh.model import DataModel  # a Model; fits where a DataModel is expected, too
+
+    original, stubs = Deserializer._resolve_type, {}
+    if getattr(original, "_hearsight_lenient", False):
+        return
+
+    def set_from_json(self, name, value, *, setter=None):
+        self.__dict__.setdefault("_raw", {})[name] = value
+
+    def resolve(self, type_name):
+        try:
+            return original(self, type_name)
+        except Exception:
+            if type_name not in stubs:
+                stubs[type_name] = type(f"Stub{len(stubs)}", (DataModel,), {
+                    "__view_model__": type_name, "__view_module__": "hearsight_load_stub",
+                    "__qualified_model__": f"hearsight_load_stub.{type_name}",
+                    "set_from_json": set_from_json})
+            return stubs[type_name]
+
+    resolve._hearsight_lenient = True
+    Deserializer._resolve_type = resolve
+
+
+def _has_class(model, name: str) -> bool:
+    return name in (getattr(model, "css_classes", None) or ())
+
+
+def find_models(doc):
+    """The corpus picker (bokeh ``Select``) and the Inspect header of a session's document."""
+    from bokeh.models import Select
+
+    picker = next((m for m in doc.models if isinstance(m, Select) and _has_class(m, ITEM_CLASS)),
+                  None)
+    header = next((m for m in doc.models if _has_class(m, HEADER_CLASS)), None)
+    if header is None:  # fall back on the text (a pane may drop its css classes)
+        header = next((m for m in doc.models if isinstance(getattr(m, "text", None), str)
+                       and ("Bring audio in" in m.text or "→" in m.text)), None)
+    if picker is None or header is None:
+        raise RuntimeError("the page has no corpus picker (Select .hs-item) or Inspect header")
+    if len(picker.options) < 2:
+        raise RuntimeError(f"the corpus picker lists {len(picker.options)} item(s); the model's "
+                           "corpus needs a test split (e.g. fsdd:../shared/data/fsdd)")
+    return picker, header
+
+
+def option_values(picker) -> list[tuple[str, str]]:
+    """``(value, clip name)`` per option: what the bokeh ``Select.value`` takes, and the name
+    the Inspect header will show once that item is loaded.
+
+    Panel sends ``(str(value), label)`` pairs when the values' strings are unique, else the
+    labels alone; its server side accepts either the value string or the label. The sidebar's
+    labels read ``"label · speaker · name"``.
+    """
+    pairs = [tuple(o) if isinstance(o, (list, tuple)) else (o, o) for o in picker.options]
+    return [(value, label.rsplit(" · ", 1)[-1]) for value, label in pairs]
+
+
+def _wait_until(conn, done, deadline: float, tick: float = 0.5) -> None:
+    """Run the client's loop until ``done()``, ``time.perf_counter() >= deadline`` or a
+    disconnect.
+
+    The loop checks its predicate only when a message arrives, so a SERVER-INFO-REQ is sent
+    every ``tick`` s (its reply wakes the loop); patches are still seen the moment they land.
+    After a disconnect no reply comes, so the ping stops the loop itself.
+    """
+    loop, state = conn._loop, {"on": True}
+
+    def ping():
+        if not state["on"]:
+            return
+        if not conn.connected or time.perf_counter() >= deadline:
+            conn._until_predicate = None
+            loop.stop()
+            return
+        loop.add_callback(conn.send_message, conn._protocol.create("SERVER-INFO-REQ"))
+        loop.call_later(tick, ping)
+
+    loop.call_later(tick, ping)
+    try:
+        conn._loop_until(lambda: done() or time.perf_counter() >= deadline)
+    finally:
+        state["on"] = False
+
+
+def interact(session, picker, header, value: str, name: str, *, timeout: float) -> float:
+    """Choose ``value`` in the corpus picker; seconds until the Inspect header shows ``name``."""
+    t0 = time.perf_counter()
+    picker.value = value  # a client-side change: the session sends it as a PATCH-DOC
+    _wait_until(session._connection, lambda: f"{name} →" in header.text, t0 + timeout)
+    if f"{name} →" not in header.text:
+        if not session.connected:
+            raise RuntimeError("the server closed the connection")
+        raise TimeoutError(f"the Inspect header did not show {name} within {timeout:g} s "
+                           f"(it reads {header.text[:80]!r})")
+    return time.perf_counter() - t0
+
+
+def run_session(url: str, out: dict, *, interactions: int, timeout: float, seed: int,
+                until: float | None = None) -> None:
+    """One client session: connect, then ``interactions`` picks (or loop until ``until``)."""
+    from bokeh.client import pull_session
+
+    rng = np.random.default_rng(seed)
+    try:
+        t0 = time.perf_counter()
+        with pull_session(url=url) as session:
+            out["connect_s"] = time.perf_counter() - t0
+            picker, header = find_models(session.document)
+            values, i = option_values(picker), 0
+            while i < interactions if until is None else time.time() < until:
+                choices = [v for v in values if v[0] != picker.value]
+                value, name = choices[int(rng.integers(len(choices)))]
+                out.setdefault("latencies", []).append(
+                    interact(session, picker, header, value, name, timeout=timeout))
+                i += 1
+    except Exception as exc:  # a failed session is a result, not a crash of the benchmark
+        out["error"] = f"{type(exc).__name__}: {exc}"
