@@ -165,7 +165,11 @@ def _fit(model, terms, x_train, t_train, x_valid, t_valid, *, classifier: bool, 
         raise ValueError(f"need epochs, batch_size, patience >= 1, got {epochs}, "
                          f"{batch_size}, {patience}")
     g_train, g_eval, params, rest = _split_for_training(model)
-    tx = optax.adamw(learning_rate, weight_decay=weight_decay)
+    # Cosine decay to 5 % over the planned epochs: a constant rate kept validation accuracy
+    # swinging by ±10 points late in training on FSDD.
+    total = epochs * -(-len(x_train) // min(batch_size, len(x_train)))
+    schedule = optax.cosine_decay_schedule(learning_rate, decay_steps=max(1, total), alpha=0.05)
+    tx = optax.adamw(schedule, weight_decay=weight_decay)
     steps = _make_steps(g_train, g_eval, tx, terms)
     loop = _Loop(patience=patience, classifier=classifier, t0=time.perf_counter(),
                  budget=time_budget_s, best=(params, rest))
