@@ -60,6 +60,13 @@ def _io_parsers(sub) -> None:
     e.add_argument("--split-by", default="default", choices=["default", "speaker"])
     e.add_argument("--holdout-speaker", default=None)
     e.add_argument("--json", action="store_true")
+    r = sub.add_parser("recalibrate", help="recompute batch-norm statistics of a checkpoint "
+                                          "on its training split (older checkpoints)")
+    r.add_argument("--model", required=True)
+    r.add_argument("--corpus", default=None, help="default: the checkpoint's own corpus")
+    r.add_argument("--split-by", default="default", choices=["default", "speaker"])
+    r.add_argument("--holdout-speaker", default=None)
+    r.add_argument("--json", action="store_true")
     s = sub.add_parser("serve", help="start the interactive server")
     s.add_argument("--model", default=None, help="checkpoint folder (default: train/cached default)")
     s.add_argument("--port", type=int, default=5006)
