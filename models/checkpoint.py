@@ -26,6 +26,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
@@ -235,6 +236,19 @@ def _read_metadata(directory: Path) -> dict:
         raise _fail(f"metadata.json is corrupt ({e})", directory) from e
 
 
+def _materialise_unsaved(state, wanted) -> None:
+    """Give variables that are not saved (dropout RNG keys and counters) concrete values."""
+    flat = nnx.to_flat_state(state) if hasattr(nnx, "to_flat_state") else state.flat_state()
+    for i, (path, var) in enumerate(flat):
+        if path in wanted or not isinstance(variable_value(var), jax.ShapeDtypeStruct):
+            continue
+        if isinstance(var, nnx.RngKey) or variable_type(var) is nnx.RngKey:
+            _set_variable(var, jax.random.key(i))
+        else:
+            abstract = variable_value(var)
+            _set_variable(var, jnp.zeros(abstract.shape, abstract.dtype))
+
+
 def _restore_into(model: nnx.Module, state_dir: Path, directory: Path, arch: str) -> None:
     try:
         with ocp.StandardCheckpointer() as ckptr:
@@ -248,8 +262,9 @@ def _restore_into(model: nnx.Module, state_dir: Path, directory: Path, arch: str
         raise _fail(f"saved state does not fit architecture {arch!r}: missing "
                     f"{['/'.join(p) for p in missing]}, unexpected "
                     f"{['/'.join(p) for p in extra]}", directory, arch)
+    _materialise_unsaved(state, wanted)
     for path, var in wanted.items():
-        old, new = np.shape(variable_value(var)), np.shape(restored[path])
+        old, new = tuple(variable_value(var).shape), np.shape(restored[path])
         if old != new:
             raise _fail(f"shape mismatch at {'/'.join(path)}: saved {new}, model expects "
                         f"{old}", directory, arch)
@@ -276,7 +291,10 @@ def load_checkpoint(directory: str | Path) -> tuple[nnx.Module, dict]:
     if not state_dir.is_dir():
         raise _fail("the model state folder 'state' is missing", directory, arch)
     try:
-        model = build_model(arch, n_classes=kw["n_classes"], input_shape=kw["input_shape"])
+        # Build abstractly (shapes only): initialising weights that the checkpoint replaces
+        # anyway compiled one XLA program per parameter and took ~10 s of every start.
+        model = nnx.eval_shape(lambda: build_model(arch, n_classes=kw["n_classes"],
+                                                   input_shape=kw["input_shape"]))
     except (ValueError, TypeError) as e:  # TypeError: a factory with the wrong signature
         raise _fail(f"cannot rebuild architecture {arch!r} ({e})", directory, arch) from e
     _restore_into(model, state_dir, directory, arch)

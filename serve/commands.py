@@ -28,14 +28,20 @@ def open_corpus_args(spec: str, args=None, *, progress: bool = True):
 
 def ensure_default_model(*, budget_s: float = 90.0, log=print) -> Path:
     """The default model's folder, synthesising the corpus and training it on first use."""
-    from models.checkpoint import CheckpointError, load_checkpoint
+    import json
+
+    from models.checkpoint import CheckpointError, validate_metadata
 
     out = default_model_dir()
     if (out / "metadata.json").exists():
+        # Validate the metadata only: restoring the weights here and again in the server
+        # doubled the time of every later start. A damaged state still fails loudly there.
         try:
-            load_checkpoint(out)
-            return out
-        except CheckpointError as exc:
+            validate_metadata(json.loads((out / "metadata.json").read_text()), out)
+            if any((out / "state").iterdir()):
+                return out
+            log("cached default model has no weights; retraining")
+        except (CheckpointError, ValueError, OSError) as exc:
             log(f"cached default model unusable ({exc}); retraining")
     from models.fit import FitConfig, fit
 

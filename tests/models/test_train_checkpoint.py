@@ -58,8 +58,9 @@ def test_training_separates_the_toy_problem_and_stops_on_the_plateau(trained):
     assert [e for e, _ in seen] == list(range(1, len(result.history) + 1))
     assert set(result.history[0]) == {"epoch", "train_loss", "train_acc", "valid_loss",
                                       "valid_acc", "seconds"}
-    # The best weights are restored: evaluating them reproduces the best validation accuracy.
-    assert evaluate(model, xva, yva, LABELS)["accuracy"] == pytest.approx(result.best_valid_acc)
+    # The best weights are restored, and their batch-norm statistics recalibrated on clean
+    # training inputs (dropout sits before batch-norm): eval accuracy is at least the best seen.
+    assert evaluate(model, xva, yva, LABELS)["accuracy"] >= result.best_valid_acc
 
 
 def test_time_budget_stops_after_the_first_epoch():
