@@ -6,7 +6,7 @@ Public names are re-exported lazily (PEP 562) so that importing the package stay
 
 from __future__ import annotations
 
-import importlib
+from hearsight.lazy import attach
 
 _EXPORTS = {
     "FeatureParams": "features",
@@ -41,11 +41,4 @@ _EXPORTS = {
     "load_waves": "dataset",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __all__ = attach(__name__, _EXPORTS)
