@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 from bokeh.layouts import gridplot
-from bokeh.models import ColumnDataSource, DataTable, HoverTool, NumberFormatter, TableColumn
+from bokeh.models import (ColumnDataSource, DataTable, HoverTool, NumberFormatter, TableColumn,
+                          Title)
 from bokeh.plotting import figure
 
 from viz.figstyle import BLUE, new_figure
@@ -15,7 +16,9 @@ from viz.figstyle import BLUE, new_figure
 
 def weight_histogram(weights: np.ndarray, *, bins: int = 60, title: str = "Weights",
                      height: int = 200) -> figure:
-    """Histogram of all entries of a weight tensor, with count, mean and std in the title.
+    """Histogram of all entries of a weight tensor: ``title`` on top, and below it a second,
+    smaller line with the count, mean and std (short lines, so narrow grid cells never cut
+    them off).
 
     Args:
       weights: any shape; flattened.
@@ -29,10 +32,13 @@ def weight_histogram(weights: np.ndarray, *, bins: int = 60, title: str = "Weigh
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
     counts, edges = np.histogram(w, bins=bins)
-    full_title = f"{title} — n={w.size:,}  mean={w.mean():.3g}  std={w.std():.3g}"
-    fig = new_figure(title=full_title, height=height, x_axis_label="weight value",
+    fig = new_figure(title=title, height=height, x_axis_label="weight value",
                      y_axis_label="count")
     fig.title.text_font_size = "10pt"
+    # Panels in `above` come first, nearest the frame; the figure's own title goes outside.
+    fig.add_layout(Title(text=f"n={w.size:,}  mean={w.mean():.3g}  std={w.std():.3g}",
+                         text_font_size="8pt", text_font_style="normal", text_color="#555555",
+                         name="weight-stats"), "above")
     src = ColumnDataSource({"left": edges[:-1], "right": edges[1:], "count": counts})
     quads = fig.quad(left="left", right="right", top="count", bottom=0, source=src,
                      fill_color=BLUE, line_color="white", line_width=0.5)

@@ -14,7 +14,6 @@ import threading
 
 import numpy as np
 import panel as pn
-import param
 
 from data.edits import EDIT_SCHEMAS, EditHistory, chain_from_json, chain_to_json, validate_edit
 from serve.pages.compare_parts import (chain_markdown, distance_arrays, edited_clip,
@@ -32,6 +31,7 @@ class ComparePage:
         self.original = self.analysis_a = self.analysis_b = self.edited = None
         self.distances: dict[str, dict[str, float]] = {}
         self._lock = threading.RLock()
+        self._syncing = False  # True while the selects are refilled: their watchers skip
         self._build_editor()
         self._build_views()
         session.on_clip(self._on_clip)
@@ -85,8 +85,8 @@ class ComparePage:
         self.diff_view = pn.Column(sizing_mode="stretch_width", css_classes=["hs-compare-diff"])
         self.distance_view = pn.Column(sizing_mode="stretch_width",
                                        css_classes=["hs-compare-distance"])
-        self.layer_select.param.watch(lambda e: self._locked(self._show_maps), "value")
-        self.channel_select.param.watch(lambda e: self._locked(self._show_diff), "value")
+        self.layer_select.param.watch(lambda e: self._on_select(self._show_maps), "value")
+        self.channel_select.param.watch(lambda e: self._on_select(self._show_diff), "value")
         self.listen_button.on_click(lambda _: self._locked(self._listen))
 
     def _show_params(self, op: str) -> None:
@@ -101,6 +101,19 @@ class ComparePage:
     def _locked(self, fn, *args):
         with self._lock:
             return fn(*args)
+
+    def _on_select(self, redraw) -> None:
+        with self._lock:  # a refill (which holds the lock) redraws once itself
+            if not self._syncing:
+                redraw()
+
+    def _refill(self, select, options: list, value) -> None:
+        # Not param.discard_events: it also drops the sync to the browser's model.
+        self._syncing = True
+        try:
+            select.param.update(options=options, value=value)
+        finally:
+            self._syncing = False
 
     # -- chain actions -----------------------------------------------------------------
     def add_edit(self, op: str | None = None, params: dict | None = None) -> bool:
@@ -241,9 +254,8 @@ class ComparePage:
     def _update_layers(self) -> None:
         layers = conv_layers(self.analysis_b.acts)
         keep = self.layer_select.value if self.layer_select.value in layers else None
-        with param.discard_events(self.layer_select):  # redraw once, below
-            self.layer_select.options = layers
-            self.layer_select.value = keep if keep is not None else next(iter(layers), None)
+        self._refill(self.layer_select, layers,
+                     keep if keep is not None else next(iter(layers), None))  # redraw below
         if layers:
             self._show_maps()
         else:
@@ -261,9 +273,7 @@ class ComparePage:
         self.maps.objects = [pn.pane.Bokeh(f) for f in figs]
         n_ch = self.analysis_b.acts[layer].shape[2]
         keep = self.channel_select.value if self.channel_select.value in range(n_ch) else 0
-        with param.discard_events(self.channel_select):  # redraw once, below
-            self.channel_select.options = list(range(n_ch))
-            self.channel_select.value = keep
+        self._refill(self.channel_select, list(range(n_ch)), keep)  # redraw once, below
         self._show_diff()
 
     def _fmaps(self) -> tuple[np.ndarray, np.ndarray] | None:

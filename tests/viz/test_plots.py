@@ -151,7 +151,8 @@ def test_weight_histogram_matches_numpy(tmp_path):
     assert int(np.sum(data["count"])) == w.size == 784
     np.testing.assert_array_equal(data["count"], counts)
     np.testing.assert_allclose(data["left"], edges[:-1])
-    assert "n=784" in fig.title.text
+    stats = fig.select_one({"name": "weight-stats"})
+    assert fig.title.text == "conv1" and "n=784" in stats.text
     _render(fig, tmp_path, "hist")
     with pytest.raises(ValueError, match="NaN"):
         weight_histogram(np.array([0.0, np.nan]))
@@ -164,7 +165,8 @@ def test_weight_histograms_grid_one_per_layer(tmp_path):
     figs = [child[0] for child in grid.children]
     assert len(figs) == 2
     assert all(f.output_backend == "webgl" for f in figs)
-    assert figs[0].title.text.startswith("conv1") and "n=36" in figs[0].title.text
+    assert figs[0].title.text == "conv1"
+    assert "n=36" in figs[0].select_one({"name": "weight-stats"}).text
     _render(grid, tmp_path, "grid")
     with pytest.raises(ValueError, match="empty"):
         weight_histograms_grid({})
