@@ -100,7 +100,8 @@ def test_train_autoencoder_prior_reconstructs_better_than_the_mean(tones, tmp_pa
 
     out = tmp_path / "ae"
     assert main(["train", "--corpus", f"fsdd:{tones}", "--arch", "spectrogram_ae",
-                 "--out", str(out), "--epochs", "20", "--batch-size", "8", "--patience", "20"]) == 0
+                 "--out", str(out), "--epochs", "25", "--batch-size", "8", "--patience", "25",
+                 "--lr", "0.003"]) == 0
     meta = json.loads((out / "metadata.json").read_text())
     ae, _ = load_checkpoint(out)
     params_test = load_split(open_corpus(f"fsdd:{tones}"), "test", ae_params(meta))
