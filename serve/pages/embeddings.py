@@ -60,6 +60,7 @@ class EmbeddingsPage:
         self.selected = np.zeros(0, np.int64)
         self._view = None  # (x_range, y_range) after zooming, None = the cloud's own
         self._render_lock = threading.Lock()
+        self._pending: dict = {}  # newest value per Bokeh model, see _publish
         self._build_controls()
         self._build_figure()
         self._build_lists()
@@ -97,6 +98,7 @@ class EmbeddingsPage:
         fig.on_event(SelectionGeometry, self._on_geometry)
         fig.on_event(RangesUpdate, self._on_ranges)
         fig.on_event(Reset, self._on_reset)
+        fig.css_classes = ["hs-emb-cloud"]  # the pane's classes do not reach a Bokeh figure
         self.figure = fig
         self.cloud_pane = pn.pane.Bokeh(fig, css_classes=["hs-emb-cloud"])
 
@@ -219,16 +221,32 @@ class EmbeddingsPage:
         self.slider.disabled = self.player.disabled = last == 0
         self.slider.format = EP.layer_formatter(lay.layers)
         self._view = None
-        for rng, (lo, hi) in ((self.figure.x_range, cloud.x_range),
-                              (self.figure.y_range, cloud.y_range)):
-            rng.start, rng.end = lo, hi
-        self.anchor_source.data = {"x": [cloud.x_range[0], cloud.x_range[1]] * 2,
-                                   "y": [cloud.y_range[0]] * 2 + [cloud.y_range[1]] * 2}
+        self._publish("ranges", (cloud.x_range, cloud.y_range))
         self.legend.object = EP.legend_html(key)
         self.metrics.object = ED.quality_frame(lay)
         self.progress.object = (f"{lay.n:,} points · {len(lay.layers)} layers · "
                                 f"{self.method.value}")
         self.render()
+
+    def _publish(self, what: str, value) -> None:
+        """Write ``value`` to the Bokeh model(s) ``what`` ("ranges", "image", "selected").
+
+        Bokeh models (unlike Panel widgets) may change only on the document's event loop and
+        callbacks run in a thread pool, so the write is pushed there. The pushes were seen to
+        run out of order, so each applies the newest value of its kind, never a stale one."""
+        self._pending[what] = value
+        self.runner.push(lambda: self._apply(what))
+
+    def _apply(self, what: str) -> None:
+        value = self._pending[what]
+        if what == "ranges":
+            (x0, x1), (y0, y1) = value
+            self.figure.x_range.start, self.figure.x_range.end = x0, x1
+            self.figure.y_range.start, self.figure.y_range.end = y0, y1
+            self.anchor_source.data = {"x": [x0, x1] * 2, "y": [y0] * 2 + [y1] * 2}
+        else:
+            source = self.image_source if what == "image" else self.sel_source
+            source.data = value
 
     def position(self) -> float:
         lay = self.layouts[self.method.value]
@@ -244,17 +262,20 @@ class EmbeddingsPage:
         if lay is None:
             return None
         cloud, key = self.cloud()
-        if self._view is not None:
-            cloud = replace(cloud, x_range=self._view[0], y_range=self._view[1])
-        pos = self.position()
-        with self._render_lock:
+        with self._render_lock:  # the position is read inside, so the newest render wins
+            if self._view is not None:
+                cloud = replace(cloud, x_range=self._view[0], y_range=self._view[1])
+            pos = self.position()
             buffers = self._buffers.setdefault((self.method.value, self.colour.value), {})
-            img = np.asarray(morph_frame(cloud, pos, width=SIZE, height=SIZE, color_key=key,
-                                         buffers=buffers).data)
-        (x0, x1), (y0, y1) = cloud.x_range, cloud.y_range
-        self.image_source.data = {"image": [img], "x": [x0], "y": [y0], "dw": [x1 - x0],
-                                  "dh": [y1 - y0]}
-        self.position_md.object = EP.position_text(lay.layers, lay.reflected, pos)
+            # A copy: the shading buffers are reused by the next frame, and this one is
+            # serialised later, on the event loop.
+            img = np.array(morph_frame(cloud, pos, width=SIZE, height=SIZE, color_key=key,
+                                       spread=2 if lay.n < 20_000 else 1,  # few: larger dots
+                                       buffers=buffers).data)
+            (x0, x1), (y0, y1) = cloud.x_range, cloud.y_range
+            self._publish("image", {"image": [img], "x": [x0], "y": [y0], "dw": [x1 - x0],
+                                    "dh": [y1 - y0]})
+            self.position_md.object = EP.position_text(lay.layers, lay.reflected, pos)
         self._mark_selection()
         return img
 
@@ -294,10 +315,11 @@ class EmbeddingsPage:
     def _mark_selection(self) -> None:
         rows = self.selected[:TABLE_ROWS]
         if rows.size == 0 or self.method.value not in self.layouts:
-            self.sel_source.data = {"x": [], "y": []}
-            return
-        x, y = self.points_at(rows)
-        self.sel_source.data = {"x": x.tolist(), "y": y.tolist()}
+            data = {"x": [], "y": []}
+        else:
+            x, y = self.points_at(rows)
+            data = {"x": x.tolist(), "y": y.tolist()}
+        self._publish("selected", data)
 
     def view(self):
         md = pn.pane.Markdown
@@ -305,6 +327,6 @@ class EmbeddingsPage:
                          pn.Row(self.slider, self.player), self.position_md, self.cloud_pane,
                          self.legend, width=SIZE + 20)
         right = pn.Column(md("#### Projection quality per layer"), self.metrics,
-                          md("#### Selected utterances"), self.list.view(),
-                          sizing_mode="stretch_width")
-        return pn.Row(left, right, sizing_mode="stretch_width")
+                          md("#### Selected utterances"), self.list.view(), width=480)
+        # Beside the cloud on a wide screen, below it otherwise (a Row squeezed it to a sliver).
+        return pn.FlexBox(left, right, sizing_mode="stretch_width")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from functools import partial
 
 import jax
@@ -91,6 +92,20 @@ def npz_bytes(x: np.ndarray, history: np.ndarray, target: int, config: dict) -> 
     return buf.getvalue()
 
 
+def copy_figure_data(old, new) -> None:
+    """Give figure ``old`` the title, renderer data and ranges of ``new``, a figure built by
+    the same function (same renderers in the same order), so a view updates in place."""
+    old.title.text = new.title.text
+    for r_old, r_new in zip(old.renderers, new.renderers):
+        r_old.data_source.data = dict(r_new.data_source.data)
+    for name in ("x_range", "y_range"):
+        r_old, r_new = getattr(old, name), getattr(new, name)
+        if hasattr(r_new, "factors"):
+            r_old.factors = list(r_new.factors)
+        else:
+            r_old.start, r_old.end = r_new.start, r_new.end
+
+
 class MaximisePage:
     """The Maximise tab of one session. ``step_hooks`` are called ``hook(step, n_steps)``."""
 
@@ -104,6 +119,8 @@ class MaximisePage:
         self.runner = session_runner(session)
         self.layers = layer_shapes(self.predictor.acts_fn, self.params.shape)
         self.job, self.result, self.step_hooks = None, None, []
+        self._latest, self._shown, self._show_lock = None, 0, threading.Lock()
+        self._figs = None  # (spectrogram, probabilities) figures of the current run
         self._build_controls()
         self._build_views()
 
@@ -150,6 +167,7 @@ class MaximisePage:
         fig.line("step", "best", source=self.curve_source, color=BLUE, legend_label="best start")
         fig.line("step", "mean", source=self.curve_source, color=ORANGE, legend_label="mean")
         fig.legend.location = "bottom_right"
+        fig.css_classes = ["hs-actmax-curve"]  # the pane's classes do not reach the figure
         self.curve = pn.pane.Bokeh(fig, css_classes=["hs-actmax-curve"])
         self.step_md = pn.pane.Markdown("", css_classes=["hs-actmax-step"])
         self.spec = pn.Column(sizing_mode="stretch_width", css_classes=["hs-actmax-spec"])
@@ -219,7 +237,11 @@ class MaximisePage:
             self.session.error(f"Maximisation not started: {exc}")
             return None
         self.result = dict(cfg=cfg, target=-1 if target is None else target, history=[], x=None)
-        self.curve_source.data = {"step": [], "best": [], "mean": []}
+        self._latest, self._shown, self._figs = None, 0, None
+        # Bokeh models (unlike Panel widgets) may only change on the document's event loop;
+        # this callback runs in Panel's thread pool, so the reset is pushed there.
+        self.runner.push(lambda: setattr(self.curve_source, "data",
+                                         {"step": [], "best": [], "mean": []}))
         try:
             self.job = self.runner.start(partial(self._steps, init, step, x0, key),
                                          name="maximisation", on_end=self._finish)
@@ -249,24 +271,45 @@ class MaximisePage:
             self.result["history"].append(values)
             self.result["x"] = x_best
             probs = class_probs(self.predictor.acts_fn, x_best[None])[0]
-            self.runner.push(partial(self._show_step, i + 1, n, values, x_best, probs))
+            self._latest = (i + 1, n, x_best, probs)
+            self.runner.push(self._show_latest)
             yield
 
-    def _show_step(self, k: int, n: int, values, x_best, probs) -> None:
+    def _show_latest(self) -> None:
+        """Draw the newest step. Served, the pushed callbacks were seen to run out of order,
+        so each one shows whatever is newest and streams only the curve points not yet drawn
+        (never a stale step, never a point twice or out of order)."""
+        with self._show_lock:
+            if self._latest is None or self._latest[0] <= self._shown:
+                return
+            k, n, x_best, probs = self._latest
+            done, self._shown = self._shown, k
+            rows = self.result["history"][done:k]
+            self.curve_source.stream({"step": list(range(done + 1, k + 1)),
+                                      "best": [float(v.max()) for v in rows],
+                                      "mean": [float(v.mean()) for v in rows]})
+            self._show_step(k, n, x_best, probs, first_new=done + 1)
+
+    def _show_step(self, k: int, n: int, x_best, probs, *, first_new: int) -> None:
         from viz.plots import probability_bars, spectrogram_plot
 
-        self.curve_source.stream({"step": [k], "best": [float(values.max())],
-                                  "mean": [float(values.mean())]})
         self.step_md.object = f"step {k} / {n}"
         p = self.params
-        self.spec.objects = [pn.pane.Bokeh(spectrogram_plot(
-            x_best, sample_rate=p.sample_rate if p.kind == "stft" else None,
-            hop_length=p.hop_length, title=f"Best start after step {k}",
-            value_range=(p.floor, 0.0), height=240, value_label="log10"))]
-        self.probs.objects = [pn.pane.Bokeh(probability_bars(
-            probs, self.labels, top=min(10, len(self.labels)), title="Best start's classes"))]
-        for hook in list(self.step_hooks):
-            hook(k, n)
+        figs = (spectrogram_plot(x_best, sample_rate=p.sample_rate if p.kind == "stft" else None,
+                                 hop_length=p.hop_length, title=f"Best start after step {k}",
+                                 value_range=(p.floor, 0.0), height=240, value_label="log10"),
+                probability_bars(probs, self.labels, top=min(10, len(self.labels)),
+                                 title="Best start's classes"))
+        if self._figs is None:
+            self._figs = figs
+            self.spec.objects = [pn.pane.Bokeh(figs[0])]
+            self.probs.objects = [pn.pane.Bokeh(figs[1])]
+        else:  # new figures every step made the browser lag many steps behind
+            for old, new in zip(self._figs, figs):
+                copy_figure_data(old, new)
+        for j in range(first_new, k + 1):
+            for hook in list(self.step_hooks):
+                hook(j, n)
 
     def _finish(self, job) -> None:
         if self.result["x"] is None:
@@ -312,7 +355,8 @@ class MaximisePage:
                              self.use_prior, self.prior_note, self.steps, self.lr, self.starts,
                              self.l2, self.tv, self.jitter, self.seed,
                              pn.Row(self.run_button, self.stop_button), width=320)
-        results = pn.Column(self.step_md, self.curve, pn.Row(self.spec, self.probs),
+        # Stacked: side by side, the spectrogram was squeezed until its tick labels overlapped.
+        results = pn.Column(self.step_md, self.curve, self.spec, self.probs,
                             self.verdict, self.audio,
                             pn.Row(self.wav_download, self.npz_download),
                             sizing_mode="stretch_width")

@@ -14,6 +14,7 @@ References:
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
 from functools import partial
 
@@ -77,6 +78,7 @@ class StripsPage:
         self.labels = list(self.predictor.labels)
         self.runner = session_runner(session)
         self.frames, self.frame_hooks, self.job = [], [], None
+        self._n_cards, self._cards_lock = 0, threading.Lock()
         self.original, self.budget_used = None, 1.0
         self._audio: dict[int, np.ndarray] = {}
         self._build_controls()
@@ -156,25 +158,33 @@ class StripsPage:
         return self.job
 
     def _reset(self, original: int, budget: float) -> None:
-        self.frames, self._audio = [], {}
+        self.frames, self._audio, self._n_cards = [], {}, 0
         self.original, self.budget_used = original, budget
         self.cards.objects, self.player_view.objects = [], []
-        self.prob_source.data = {"frame": [], "target": [], "original": []}
+        # A Bokeh model changes only on the event loop (build() runs in Panel's thread pool).
+        self.runner.push(lambda: setattr(self.prob_source, "data",
+                                         {"frame": [], "target": [], "original": []}))
         self.player.visible = False
         self.png_download.disabled = self.zip_download.disabled = True
 
     def _frames_job(self, frames, job):
         for frame in frames:
             self.frames.append(frame)
-            self.runner.push(partial(self._add_card, frame))
+            self.runner.push(self._add_cards)
             yield
 
-    def _add_card(self, frame) -> None:
-        self.prob_source.stream({"frame": [frame.index], "target": [frame.target_prob],
-                                 "original": [float(frame.all_probs[self.original])]})
-        self.cards.append(self._card(frame))
-        for hook in list(self.frame_hooks):
-            hook(frame)
+    def _add_cards(self) -> None:
+        # Served, pushed callbacks were seen to run out of order: each one adds every frame
+        # not yet shown, in order, so cards and chart points never come out of sequence.
+        with self._cards_lock:
+            new = self.frames[self._n_cards:]
+            self._n_cards += len(new)
+            for frame in new:
+                self.prob_source.stream({"frame": [frame.index], "target": [frame.target_prob],
+                                         "original": [float(frame.all_probs[self.original])]})
+                self.cards.append(self._card(frame))
+                for hook in list(self.frame_hooks):
+                    hook(frame)
 
     def _card(self, frame, *, height: int = 170, css: str = "hs-strip-frame"):
         from viz.compare import difference_map_plot
@@ -185,16 +195,23 @@ class StripsPage:
         audio = pn.pane.Audio(None, sample_rate=p.sample_rate, visible=False)
         listen = pn.widgets.Button(name="Listen", css_classes=["hs-strip-listen"])
         listen.on_click(lambda _: self._listen(k, audio))
+        figs = [spectrogram_plot(frame.x, sample_rate=None, title=f"x{k}",
+                                 value_range=(p.floor, 0.0), height=height),
+                difference_map_plot(x0, frame.x, title=f"x{k} − x0", height=height,
+                                    limit=self.budget_used)]
+        compact = css == "hs-strip-frame"
+        for fig in figs if compact else []:  # a narrow card: room for the map, not the tools
+            fig.toolbar_location, fig.yaxis.axis_label = None, None
+            for axis in (fig.xaxis, fig.yaxis):
+                axis.ticker.desired_num_ticks = 3
         return pn.Column(
             pn.pane.Markdown(f"**frame {k}** · p({self.labels[int(self.target.value)]}) = "
                              f"{frame.target_prob:.1%}"),
-            pn.pane.Bokeh(spectrogram_plot(frame.x, sample_rate=None, title=f"x{k}",
-                                           value_range=(p.floor, 0.0), height=height)),
-            pn.pane.Bokeh(difference_map_plot(x0, frame.x, title=f"x{k} − x0", height=height,
-                                              limit=self.budget_used)),
-            listen, audio, width=260, css_classes=[css])
+            *[pn.pane.Bokeh(f) for f in figs], listen, audio,
+            width=280 if compact else 520, css_classes=[css])
 
     def _finish(self) -> None:
+        self._add_cards()  # any frame whose own callback has not run yet
         self.build_button.disabled, self.stop_button.disabled = False, True
         if not self.frames:
             return
