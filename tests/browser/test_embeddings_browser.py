@@ -1,0 +1,102 @@
+"""Embeddings page in Chromium: Compute projects the model's test split (250 FSDD clips) and
+shows the cloud; moving the layer slider redraws it; a box selection over the cloud lists the
+utterances inside it; "Open in Inspect" hands the clicked utterance to the Inspect page.
+
+Known answers: the slider at its right end names the last layer (``logits``, 6 of 6); a box
+over the whole frame lists between 1 and all 250 points; the Inspect header names the item.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+N_ITEMS = 250  # FSDD takes 0-4 of 5 speakers × 10 digits: the test split
+SELECTED_RE = re.compile(r"([\d,]+) selected")
+
+# The number of images drawn by the figure titled `title` (its image_rgba source), via BokehJS.
+IMAGES_JS = """(title) => {
+  const queue = [...Bokeh.index], seen = new Set();
+  while (queue.length) {
+    const v = queue.shift();
+    if (seen.has(v)) continue;
+    seen.add(v);
+    queue.push(...v.children());
+    const t = v.model && v.model.title && v.model.title.text;
+    if (t !== title) continue;
+    for (const r of v.model.renderers) {
+      const d = r.data_source && r.data_source.data;
+      if (d && d.image) return d.image.length;
+    }
+  }
+  return 0;
+}"""
+
+
+def _compute(page, ui) -> None:
+    page.locator(".bk-tab", has_text="Embeddings").click()
+    page.locator(".hs-emb-compute button").click()
+    page.locator(".hs-emb-progress").filter(has_text="points ·").wait_for()
+    progress = ui.text(page, "hs-emb-progress")
+    assert progress.startswith(f"{N_ITEMS} points"), progress
+    page.wait_for_function(f"() => ({IMAGES_JS})('Layer walkthrough') === 1")
+    page.locator(".hs-emb-position").filter(has_text="1 of").wait_for()
+
+
+def _drag(page, handle, x: float, y: float) -> None:
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def _move_slider_to_end(page) -> None:
+    page.locator(".hs-emb-slider").scroll_into_view_if_needed()  # mouse events need it shown
+    track = page.locator(".hs-emb-slider .noUi-base").bounding_box()
+    _drag(page, page.locator(".hs-emb-slider .noUi-handle"), track["x"] + track["width"] + 20,
+          track["y"] + track["height"] / 2)
+
+
+def _box_select_everything(page, ui) -> int:
+    page.locator(".hs-emb-cloud [title='Box Select']").click()
+    frame = page.locator(".hs-emb-cloud .bk-Canvas").first.bounding_box()
+    page.mouse.move(frame["x"] + 45, frame["y"] + 35)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + frame["width"] - 35, frame["y"] + frame["height"] - 35,
+                    steps=10)
+    page.mouse.up()
+    page.locator(".hs-emb-table-note").filter(has_text=SELECTED_RE).wait_for()
+    text = ui.text(page, "hs-emb-table-note")
+    return int(SELECTED_RE.search(text).group(1).replace(",", ""))
+
+
+@pytest.mark.browser
+def test_cloud_slider_selection_and_open_in_inspect(page, ui, tmp_path):
+    _compute(page, ui)
+    cloud = page.locator(".hs-emb-cloud")
+    cloud.scroll_into_view_if_needed()
+    before = cloud.screenshot()
+    _move_slider_to_end(page)
+    page.locator(".hs-emb-position").filter(has_text="logits (6 of 6)").wait_for()
+    page.wait_for_timeout(1500)  # the redrawn image follows the caption over the websocket
+    cloud.scroll_into_view_if_needed()
+    assert cloud.screenshot() != before, "the cloud image did not change with the slider"
+    selected = _box_select_everything(page, ui)
+    assert 1 <= selected <= N_ITEMS, selected
+    rows = page.locator(".hs-emb-table .tabulator-row")
+    rows.first.wait_for()
+    # Tabulator draws only the rows in view (a virtual DOM), so count loosely.
+    assert 1 <= rows.count() <= min(selected, 50)
+    item_id = rows.first.locator("[tabulator-field=item_id]").inner_text().strip()
+    m = re.fullmatch(r"fsdd/(\d_[a-z]+_[0-4])", item_id)  # a test-split FSDD file (takes 0-4)
+    assert m, item_id
+    page.locator(".hs-emb-slider").scroll_into_view_if_needed()  # slider, caption and cloud
+    ui.shot(page, tmp_path, "embeddings")
+    rows.first.click()
+    page.locator(".hs-emb-playing").filter(has_text=item_id).wait_for()
+    page.locator(".hs-emb-open button").click()
+    page.locator(".bk-tab", has_text="Inspect").click()
+    top, percent = ui.header_prediction(page, m.group(1))  # the name without its folder
+    assert top in [str(d) for d in range(10)] and 10.0 <= percent <= 100.0
