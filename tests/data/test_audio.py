@@ -14,7 +14,7 @@ from data.audio import (AudioError, check_not_silent, fit_to_window, load_audio,
                         peak_normalise, prepare_wave, to_wav_bytes)
 from data.features import FeatureParams
 
-FSDD = Path("/work/shared/data/fsdd/0_george_0.wav")
+FSDD = Path(__file__).resolve().parents[3] / "shared" / "data" / "fsdd" / "0_george_0.wav"
 
 
 def _sine(freq, rate, seconds, amp=0.5):

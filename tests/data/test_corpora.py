@@ -14,7 +14,7 @@ import soundfile as sf
 from data.corpora import Corpus, Item, open_corpus
 from data.corpus_layouts import background_noise_paths, folder_speaker, fsdd_split, hash_split
 
-FSDD = Path("/work/shared/data/fsdd")
+FSDD = Path(__file__).resolve().parents[3] / "shared" / "data" / "fsdd"
 
 
 def _wav(path: Path, rate: int = 8000) -> Path:

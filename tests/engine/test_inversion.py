@@ -18,7 +18,7 @@ from engine.inversion import (features_to_magnitude, griffin_lim, griffin_lim_ba
                               sonify_feature_map, sonify_feature_maps, spectral_convergence,
                               spectrogram_to_audio)
 
-SPEECH = Path("/work/shared/data/fsdd/0_george_0.wav")
+SPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "fsdd" / "0_george_0.wav"
 FRAME = dict(n_fft=320, hop_length=53, window="hamming")
 
 
