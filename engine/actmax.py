@@ -38,12 +38,14 @@ class State(NamedTuple):
       opt_state: the optimiser state, batched over starts (leading axis ``n``).
       key: ``(n,)`` PRNG keys, one stream per start.
       step: ``()`` int32, steps taken.
+      target: ``(n,)`` int32 class of each start (objectives built with ``TARGET``), else -1.
     """
 
     params: jax.Array
     opt_state: Any
     key: jax.Array
     step: jax.Array
+    target: jax.Array
 
 
 def _split_regularisers(regularisers: Sequence[Any]) -> tuple[tuple[Penalty, ...], tuple[Jitter, ...]]:
@@ -95,12 +97,14 @@ def make_maximiser(acts_fn: ActsFn, objective: Objective, *,
       clip: ``(low, high)`` box for the input (e.g. ``(floor, 0.0)``); in input space the
         parameters are projected after each step, in latent space the decoded input is clipped.
       target: class whose probability is reported; default ``objective.target_class``, and
-        when that is ``None`` the probability of the predicted class.
+        when that is ``None`` the probability of the predicted class. An objective built
+        with ``TARGET`` (e.g. ``class_prob(TARGET)``) reads each start's class from
+        ``init(..., target=)`` instead, so one compiled step serves every class.
       chunk_size: ``None`` updates all starts in one vmapped batch (best on GPU); an int runs
         ``lax.map`` over vmapped chunks of the largest divisor of ``n`` not above it, which
         keeps activations in cache and is ~2x faster on CPU (see ``benchmarks/actmax.py``).
     Returns:
-      ``(init, step)``: ``init(x0_or_z0 (n, ...), *, key) -> State`` and a jitted
+      ``(init, step)``: ``init(x0_or_z0 (n, ...), *, key, target=None) -> State`` and a jitted
       ``step(state) -> (state, metrics)``. Metrics describe the *returned* state (one extra
       forward pass): ``objective`` (n,), ``target_prob`` (n,), ``pred`` (n,) int, ``x``
       (n, freq, time), the current input (decoded in latent space).
@@ -110,41 +114,45 @@ def make_maximiser(acts_fn: ActsFn, objective: Objective, *,
         raise ValueError(f"chunk_size must be None or >= 1, got {chunk_size}")
     optimizer = optimizer or optax.sgd(DEFAULT_LR[space] if lr is None else lr)
     penalties, jitters = _split_regularisers(regularisers)
+    per_start = objective.per_example_target
+    if per_start and target is not None:
+        raise ValueError("target= is fixed, but the objective reads each start's class "
+                         "(TARGET): pass the classes to init(..., target=) instead")
     target = objective.target_class if target is None else int(target)
 
     def to_input(p: jax.Array) -> jax.Array:
         x = p if space == "input" else decode_fn(p[None])[0]
         return x if clip is None or space == "input" else jnp.clip(x, *clip)
 
-    def score(p: jax.Array, key: jax.Array) -> jax.Array:
+    def score(p: jax.Array, key: jax.Array, tgt: jax.Array) -> jax.Array:
         x = to_input(p)
         keys = jax.random.split(key, max(len(jitters), 1))
         xj = x
         for j, k in zip(jitters, keys):
             xj = j(xj, k)
         logits, acts = acts_fn(xj[None])
-        return objective(logits, acts)[0] - sum(pen(x[None])[0] for pen in penalties)
+        return objective(logits, acts, tgt[None])[0] - sum(pen(x[None])[0] for pen in penalties)
 
-    def evaluate(p: jax.Array) -> dict[str, jax.Array]:
+    def evaluate(p: jax.Array, tgt: jax.Array) -> dict[str, jax.Array]:
         x = to_input(p)
         logits, acts = acts_fn(x[None])
         probs = jax.nn.softmax(logits[0])
         if target is not None and not 0 <= target < probs.shape[0]:
             raise ValueError(f"target {target} is out of range for {probs.shape[0]} classes")
         pred = jnp.argmax(probs)
-        tp = probs[pred] if target is None else probs[target]
-        return dict(objective=objective(logits, acts)[0], target_prob=tp, pred=pred, x=x)
+        tp = probs[tgt] if per_start else probs[pred] if target is None else probs[target]
+        return dict(objective=objective(logits, acts, tgt[None])[0], target_prob=tp, pred=pred, x=x)
 
-    def one_step(p: jax.Array, opt_state: Any, key: jax.Array):
+    def one_step(p: jax.Array, opt_state: Any, key: jax.Array, tgt: jax.Array):
         key, sub = jax.random.split(key)
-        g = jax.grad(score)(p, sub)
+        g = jax.grad(score)(p, sub, tgt)
         g = _rms_normalise(g) if normalise_grad == "rms" else g
         updates, opt_state = optimizer.update(-g, opt_state, p)  # optax minimises
         p = optax.apply_updates(p, updates)
         p = jnp.clip(p, *clip) if clip is not None and space == "input" else p
-        return p, opt_state, key, evaluate(p)
+        return p, opt_state, key, evaluate(p, tgt)
 
-    def init(x0: jax.Array, *, key: jax.Array) -> State:
+    def init(x0: jax.Array, *, key: jax.Array, target: Any = None) -> State:
         x0 = jnp.asarray(x0, dtype=jnp.float32)
         want = 3 if space == "input" else 2
         if x0.ndim != want or x0.shape[0] < 1:
@@ -152,14 +160,22 @@ def make_maximiser(acts_fn: ActsFn, objective: Objective, *,
                              f"{'(n, freq, time)' if want == 3 else '(n, latent)'}, got {x0.shape}")
         if clip is not None and space == "input":
             x0 = jnp.clip(x0, *clip)
+        n = x0.shape[0]
+        if per_start != (target is not None):
+            raise ValueError("init(target=) gives each start's class; it is needed exactly when "
+                             "the objective is built with TARGET")
+        tgt = np.full(n, -1) if target is None else np.broadcast_to(np.asarray(target), (n,))
+        if per_start and (tgt.dtype.kind not in "iu" or tgt.min() < 0):
+            raise ValueError(f"target must be non-negative class indices, got {target!r}")
         opt_state = jax.vmap(optimizer.init)(x0)
-        return State(x0, opt_state, jax.random.split(key, x0.shape[0]), jnp.zeros((), jnp.int32))
+        return State(x0, opt_state, jax.random.split(key, n), jnp.zeros((), jnp.int32),
+                     jnp.asarray(tgt, dtype=jnp.int32))
 
     @jax.jit
     def step(state: State) -> tuple[State, dict]:
         batched = _in_chunks(jax.vmap(one_step), state.params.shape[0], chunk_size)
-        p, o, k, metrics = batched(state.params, state.opt_state, state.key)
-        return State(p, o, k, state.step + 1), metrics
+        p, o, k, metrics = batched(state.params, state.opt_state, state.key, state.target)
+        return State(p, o, k, state.step + 1, state.target), metrics
 
     return init, step
 
@@ -197,16 +213,18 @@ def latent_start(key: jax.Array, n: int, latent: int, *, sigma: float = 0.1) -> 
 
 def run(init: Callable[..., State], step: Callable[[State], tuple[State, dict]], x0: jax.Array,
         n_steps: int, *, key: jax.Array, callback: Callable[[int, State, dict], None] | None = None,
-        should_stop: Callable[[], bool] | None = None) -> tuple[State, dict | None]:
+        should_stop: Callable[[], bool] | None = None, target: Any = None,
+        ) -> tuple[State, dict | None]:
     """Run up to ``n_steps`` steps from ``x0``; returns the final state and its metrics.
 
+    ``target`` gives each start's class for objectives built with ``TARGET``.
     ``callback(i, state, metrics)`` is called after step ``i`` (0-based); ``should_stop()`` is
     checked before every step, so a Stop button ends the run within one step.
     Metrics are ``None`` when no step ran; ``state.step`` counts the steps taken.
     """
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    state, metrics = init(x0, key=key), None
+    state, metrics = init(x0, key=key, target=target), None
     for i in range(n_steps):
         if should_stop is not None and should_stop():
             break

@@ -25,7 +25,7 @@ from typing import Mapping, Union
 import jax
 import jax.numpy as jnp
 
-Index = Union[int, tuple[int, ...]]
+Index = Union[int, str, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -44,19 +44,30 @@ def _layer(acts: Mapping[str, jax.Array], logits: jax.Array, layer: str) -> jax.
     raise ValueError(f"no activation named {layer!r}; available: {sorted(acts)} (and 'logits')")
 
 
-def _class_index(logits: jax.Array, c: int) -> int:
-    if not 0 <= c < logits.shape[-1]:
-        raise ValueError(f"class {c} is out of range for {logits.shape[-1]} classes")
-    return c
+TARGET = "target"  # a class term's index that is read per example from ``target=`` at call time
 
 
-def _term_value(term: _Term, logits: jax.Array, acts: Mapping[str, jax.Array]) -> jax.Array:
+def _class_column(values: jax.Array, c: Index | str, target: jax.Array | None) -> jax.Array:
+    """Column ``c`` of ``values (batch, classes)``, or each row's own ``target`` class."""
+    if c == TARGET:
+        if target is None:
+            raise ValueError("this objective scores each example's own target class: "
+                             "pass target=(batch,) class indices")
+        t = jnp.broadcast_to(jnp.asarray(target, dtype=jnp.int32), values.shape[:1])
+        return jnp.take_along_axis(values, t[:, None], axis=1)[:, 0]
+    if not 0 <= c < values.shape[-1]:
+        raise ValueError(f"class {c} is out of range for {values.shape[-1]} classes")
+    return values[:, c]
+
+
+def _term_value(term: _Term, logits: jax.Array, acts: Mapping[str, jax.Array],
+                target: jax.Array | None) -> jax.Array:
     if term.kind == "logit":
-        return logits[:, _class_index(logits, term.index)]
+        return _class_column(logits, term.index, target)
     if term.kind == "prob":
-        return jax.nn.softmax(logits, axis=-1)[:, _class_index(logits, term.index)]
+        return _class_column(jax.nn.softmax(logits, axis=-1), term.index, target)
     if term.kind == "log_prob":
-        return jax.nn.log_softmax(logits, axis=-1)[:, _class_index(logits, term.index)]
+        return _class_column(jax.nn.log_softmax(logits, axis=-1), term.index, target)
     a = _layer(acts, logits, term.layer)
     if term.kind == "channel_mean":
         if not 0 <= term.index < a.shape[-1]:
@@ -80,14 +91,16 @@ class Objective:
 
     terms: tuple[_Term, ...]
 
-    def __call__(self, logits: jax.Array, acts: Mapping[str, jax.Array]) -> jax.Array:
+    def __call__(self, logits: jax.Array, acts: Mapping[str, jax.Array],
+                 target: jax.Array | None = None) -> jax.Array:
         """Scores ``(batch,)`` of logits ``(batch, classes)`` and named activations
-        (conv ``(batch, freq, time, channels)``, dense ``(batch, units)``)."""
+        (conv ``(batch, freq, time, channels)``, dense ``(batch, units)``); ``target``
+        ``(batch,)`` (or a scalar) gives the class of terms built with ``class_prob(TARGET)``."""
         if logits.ndim != 2:
             raise ValueError(f"logits must be (batch, classes), got shape {logits.shape}")
         total = jnp.zeros(logits.shape[0], dtype=logits.dtype)
         for term in self.terms:
-            total = total + term.weight * _term_value(term, logits, acts)
+            total = total + term.weight * _term_value(term, logits, acts, target)
         return total
 
     def __add__(self, other: "Objective") -> "Objective":
@@ -111,30 +124,38 @@ class Objective:
 
     @property
     def target_class(self) -> int | None:
-        """The class of the first class term (logit/prob/log_prob), else ``None``."""
+        """The class of the first fixed-class term (logit/prob/log_prob), else ``None``."""
         for t in self.terms:
-            if t.kind in ("logit", "prob", "log_prob"):
+            if t.kind in ("logit", "prob", "log_prob") and t.index != TARGET:
                 return int(t.index)
         return None
 
+    @property
+    def per_example_target(self) -> bool:
+        """Whether some class term reads each example's class from ``target=``."""
+        return any(t.index == TARGET for t in self.terms)
 
-def _check_class(c: int) -> int:
+
+def _check_class(c: int | str) -> int | str:
+    if c == TARGET:
+        return c
     if not isinstance(c, int) or isinstance(c, bool) or c < 0:
-        raise ValueError(f"class index must be a non-negative int, got {c!r}")
+        raise ValueError(f"class index must be a non-negative int or TARGET, got {c!r}")
     return c
 
 
-def class_logit(c: int) -> Objective:
-    """The logit of class ``c``."""
+def class_logit(c: int | str) -> Objective:
+    """The logit of class ``c`` (``TARGET``: of each example's own target class)."""
     return Objective((_Term("logit", 1.0, _check_class(c)),))
 
 
-def class_prob(c: int) -> Objective:
-    """The softmax probability of class ``c`` (Soomro et al.'s target)."""
+def class_prob(c: int | str) -> Objective:
+    """The softmax probability of class ``c`` (Soomro et al.'s target); ``TARGET``: of each
+    example's own class, so one compiled maximiser serves every class."""
     return Objective((_Term("prob", 1.0, _check_class(c)),))
 
 
-def class_log_prob(c: int) -> Objective:
+def class_log_prob(c: int | str) -> Objective:
     """The log-softmax of class ``c`` (does not saturate as the probability nears 1)."""
     return Objective((_Term("log_prob", 1.0, _check_class(c)),))
 

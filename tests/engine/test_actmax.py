@@ -8,7 +8,7 @@ import pytest
 from scipy.special import softmax
 
 from engine.actmax import latent_start, make_maximiser, noise_start, run, success_rate
-from engine.objectives import (channel_mean, class_log_prob, class_logit, class_prob, jitter, l2,
+from engine.objectives import (TARGET, channel_mean, class_log_prob, class_logit, class_prob, jitter, l2,
                                total_variation, unit)
 
 F, T, C = 6, 8, 4
@@ -125,6 +125,47 @@ def test_noise_to_class_reaches_target_on_linear_softmax():
         assert float(np.mean(np.asarray(m["pred"]) == c)) >= 0.95
         np.testing.assert_allclose(m["target_prob"], softmax(np.asarray(acts_fn(m["x"])[0]), axis=1)[:, c],
                                    rtol=1e-5)
+
+
+def test_per_start_targets_match_one_maximiser_per_class_and_compile_once():
+    acts_fn, _, _ = linear_model()
+    traces = []
+
+    def counted(x):
+        traces.append(x.shape)
+        return acts_fn(x)
+
+    x0 = noise_start(jax.random.key(3), 12, (F, T))
+    targets = np.arange(12) % C
+    init, step = make_maximiser(counted, class_prob(TARGET))
+    _, mixed = run(init, step, x0, 8, key=jax.random.key(4), target=targets)
+    n_traces = len(traces)
+    # A different set of targets reuses the compiled step: the class is data, not code.
+    run(init, step, x0, 8, key=jax.random.key(4), target=(targets + 1) % C)
+    assert len(traces) == n_traces
+    for c in range(C):
+        fixed_init, fixed_step = make_maximiser(acts_fn, class_prob(c))
+        _, fixed = run(fixed_init, fixed_step, x0, 8, key=jax.random.key(4))
+        rows = targets == c
+        np.testing.assert_allclose(mixed["x"][rows], fixed["x"][rows], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(mixed["target_prob"][rows], fixed["target_prob"][rows], rtol=1e-5)
+
+
+def test_per_start_target_needs_classes_at_init():
+    acts_fn, _, _ = linear_model()
+    init, _ = make_maximiser(acts_fn, class_prob(TARGET))
+    x0 = noise_start(jax.random.key(0), 2, (F, T))
+    with pytest.raises(ValueError, match="TARGET"):
+        init(x0, key=jax.random.key(1))
+    with pytest.raises(ValueError, match="non-negative"):
+        init(x0, key=jax.random.key(1), target=[-1, 0])
+    with pytest.raises(ValueError, match="init\\(\\.\\.\\., target=\\)"):
+        make_maximiser(acts_fn, class_prob(TARGET), target=1)
+    fixed_init, _ = make_maximiser(acts_fn, class_prob(0))
+    with pytest.raises(ValueError, match="TARGET"):
+        fixed_init(x0, key=jax.random.key(1), target=[0, 0])
+    with pytest.raises(ValueError, match="pass target="):
+        class_prob(TARGET)(jnp.zeros((2, C)), {})
 
 
 def test_latent_space_output_lies_in_decoder_range():

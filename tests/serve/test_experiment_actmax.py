@@ -73,7 +73,8 @@ def test_a_copy_of_the_classifier_agrees_and_no_prior_leaves_latent_empty():
 def test_results_json_and_heatmap_are_written(results, tmp_path):
     paths = write_results(results, tmp_path / "out")
     data = json.loads(paths[0].read_text())
-    assert set(data) == {"units", "labels", "per_class", "overall", "paper", "config"}
+    assert set(data) == {"units", "labels", "per_class", "overall", "paper", "config", "seconds"}
+    assert set(data["seconds"]) == {"input", "latent"}
     assert set(data["per_class"]["a"]) == {"input", "latent"}
     assert set(data["overall"]["latent"]) == {"own", "separate", "both"}
     m, rows, cols = heatmap_matrix(data)
