@@ -30,6 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from engine.actmax import make_maximiser, noise_start  # noqa: E402
 from engine.objectives import class_prob  # noqa: E402
+from models.architectures import max_pool2  # noqa: E402
 
 SHAPE, CLASSES, CHUNK = (80, 90), 35, 16
 
@@ -61,7 +62,7 @@ def make_acts_fn(params: dict):
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
             h = jax.nn.relu(h + b)
             acts[f"conv{i}"] = h
-            h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+            h = max_pool2(h)
         h = h.reshape(h.shape[0], -1)
         for i, (w, b) in enumerate(params["dense"][:-1], 1):
             h = jax.nn.relu(h @ w + b)

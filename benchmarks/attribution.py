@@ -41,6 +41,8 @@ def plain_cnn(key):
     import jax
     import jax.numpy as jnp
 
+    from models.architectures import max_pool2
+
     k1, k2, k3 = jax.random.split(key, 3)
     w1 = jax.random.normal(k1, (5, 5, 1, 8)) * jnp.sqrt(2 / 25)
     w2 = jax.random.normal(k2, (3, 3, 8, 16)) * jnp.sqrt(2 / 72)
@@ -49,8 +51,7 @@ def plain_cnn(key):
     def conv_pool(h, w):
         h = jax.lax.conv_general_dilated(h, w, (1, 1), "SAME",
                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        return jax.lax.reduce_window(jax.nn.relu(h), -jnp.inf, jax.lax.max, (1, 2, 2, 1),
-                                     (1, 2, 2, 1), "VALID")
+        return max_pool2(jax.nn.relu(h))
 
     def logits_fn(x):
         h = conv_pool(conv_pool(x[..., None], w1), w2)

@@ -91,8 +91,16 @@ def call_with_intermediates(fn: nnx.Module | Callable, *args) -> tuple[Any, dict
 
 
 def max_pool2(x: jax.Array) -> jax.Array:
-    """2×2 max-pool with stride 2 and VALID padding on NHWC (odd sizes are floored)."""
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    """2×2 max-pool with stride 2 and VALID padding on NHWC (odd sizes are floored).
+
+    Written as a reshape and a max rather than ``reduce_window``: the same values, but its
+    gradient is a mask instead of XLA's ``select_and_scatter``, which makes input gradients
+    (attribution, activation maximisation, strips) ~1.8x faster on CPU (probed at batch 1
+    and 256 on the Soomro CNN: 2.5 -> 1.4 ms per example).
+    """
+    b, f, t, c = x.shape
+    x = x[:, : f // 2 * 2, : t // 2 * 2]
+    return x.reshape(b, f // 2, 2, t // 2, 2, c).max(axis=(2, 4))
 
 
 def _check_input(x: jax.Array, input_shape: tuple[int, int], name: str) -> None:

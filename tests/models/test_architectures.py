@@ -81,6 +81,17 @@ def test_max_pool2_floors_odd_sizes():
     np.testing.assert_array_equal(np.asarray(jax.jit(max_pool2)(jnp.asarray(x))), ref)
 
 
+def test_max_pool2_gradient_is_one_at_each_windows_maximum():
+    x = np.random.default_rng(3).normal(size=(2, 5, 7, 3)).astype(np.float32)
+    g = np.asarray(jax.grad(lambda v: max_pool2(v).sum())(jnp.asarray(x)))
+    windows = x[:, :4, :6].reshape(2, 2, 2, 3, 2, 3).transpose(0, 1, 3, 5, 2, 4).reshape(2, 2, 3, 3, 4)
+    want = np.zeros_like(x)
+    for b, i, j, c in np.ndindex(2, 2, 3, 3):
+        k = int(np.argmax(windows[b, i, j, c]))
+        want[b, 2 * i + k // 2, 2 * j + k % 2, c] = 1.0
+    np.testing.assert_array_equal(g, want)     # the cropped odd row/column gets no gradient
+
+
 def test_eval_is_deterministic_and_train_dropout_is_not():
     model = DdevisCNN(3, (16, 16), rngs=nnx.Rngs(0))
     x = jnp.asarray(np.random.default_rng(2).uniform(-4, 0, (4, 16, 16)), jnp.float32)
