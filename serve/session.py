@@ -74,6 +74,13 @@ class Session:
         finally:
             self._registering_tab = None
 
+    def show(self, name: str) -> None:
+        """Bring tab ``name`` to the front (the app wires :attr:`tab_switcher` to its tabs)."""
+        switch = getattr(self, "tab_switcher", None)
+        if switch is not None:
+            switch(name)
+        self.activate(name)
+
     def activate(self, name: str) -> None:
         """The tab ``name`` is now shown: bring its page up to date with the current clip.
 

@@ -28,6 +28,7 @@ def build_pages(shared):
                    sizing_mode="stretch_width")
     names = [name for name, _ in pages]
     tabs.param.watch(lambda event: session.activate(names[event.new]), "active")
+    session.tab_switcher = lambda name: setattr(tabs, "active", names.index(name))
     template = pn.template.FastListTemplate(
         title="hearsight", sidebar=[session.sidebar()], main=[tabs],
         header_background="#1f2937", accent_base_color="#0e7490", sidebar_width=320)

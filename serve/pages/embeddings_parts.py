@@ -194,13 +194,16 @@ class UtteranceList:
         return True
 
     def open_in_inspect(self) -> bool:
-        """Hand the current utterance's file to the session, so the Inspect tab shows it."""
+        """Hand the current utterance's file to the session and bring the Inspect tab up."""
         from pathlib import Path
 
         item = self.current_item
         if item is None:
             return False
-        return self.session.load_bytes(Path(item.path).read_bytes(), item.id, source="corpus")
+        ok = self.session.load_bytes(Path(item.path).read_bytes(), item.id, source="corpus")
+        if ok:
+            self.session.show("Inspect")
+        return ok
 
     def view(self):
         import panel as pn

@@ -97,6 +97,6 @@ def test_cloud_slider_selection_and_open_in_inspect(page, ui, tmp_path):
     rows.first.click()
     page.locator(".hs-emb-playing").filter(has_text=item_id).wait_for()
     page.locator(".hs-emb-open button").click()
-    page.locator(".bk-tab", has_text="Inspect").click()
+    page.locator(".bk-tab.bk-active", has_text="Inspect").wait_for()  # the app switched tabs
     top, percent = ui.header_prediction(page, m.group(1))  # the name without its folder
     assert top in [str(d) for d in range(10)] and 10.0 <= percent <= 100.0

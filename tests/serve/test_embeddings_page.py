@@ -213,8 +213,11 @@ def test_row_click_plays_and_open_in_inspect_loads_the_file(items, shared):
     page.table.selection = [0]
     expected = Path(items[7].path).read_bytes()
     assert page.audio.object == expected and page.audio.visible and not page.open_button.disabled
+    shown = []
+    page.session.tab_switcher = shown.append
     assert page.open_in_inspect()
     assert calls == [(expected, "toy/clip7", {"source": "corpus"})]
+    assert shown == ["Inspect"] and page.session.active_tab == "Inspect"
     assert page.session.clip.name == "clip7" and page.session.clip.source == "corpus"
 
 
