@@ -28,6 +28,7 @@ class FitConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     augment: bool = True  # random time shift + SpecAugment masks (CNNs only)
+    freq_warp: float = 0.0  # with augment: VTLP-like frequency stretch in [1 - w, 1 + w]
     patience: int = 6
     seed: int = 0
     time_budget_s: float | None = None
@@ -125,7 +126,8 @@ def _augmenter(config: FitConfig):
     params = feature_params_for(config.arch, config.features)
     rows, frames = params.shape
     return SpecAugment(floor=params.floor, max_shift=frames // 10,
-                       freq_width=max(1, rows // 12), time_width=max(1, frames // 12))
+                       freq_width=max(1, rows // 12), time_width=max(1, frames // 12),
+                       freq_warp=config.freq_warp)
 
 
 def _train(model, data, config: FitConfig, out_dir: Path, base: dict, history: list[dict],

@@ -41,6 +41,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--patience", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-budget", type=float, default=None, help="seconds; stop after the epoch")
+    p.add_argument("--freq-warp", type=float, default=0.0,
+                   help="VTLP-like random frequency stretch, e.g. 0.1 for factors 0.9-1.1 "
+                        "(helps on unseen voices)")
     p.add_argument("--split-by", default="default", choices=["default", "speaker"])
     p.add_argument("--holdout-speaker", default=None, help="with --split-by speaker")
     p.add_argument("--resume", action="store_true",

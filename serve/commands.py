@@ -89,7 +89,8 @@ def cmd_train(args):
     corpus = open_corpus_args(args.corpus, args)
     config = FitConfig(arch=args.arch, features=args.features, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.lr,
-                       patience=args.patience, seed=args.seed, time_budget_s=args.time_budget)
+                       patience=args.patience, seed=args.seed, time_budget_s=args.time_budget,
+                       freq_warp=getattr(args, "freq_warp", 0.0))
     meta = fit(corpus, args.out, config, log=_err if args.json else print,
                resume=getattr(args, "resume", False))
     return meta
