@@ -1,0 +1,124 @@
+"""Reading activation stores back (written by :mod:`data.activations`, which re-exports this).
+
+Holds the on-disk format (folder layout, manifest name, format tag and version, column names),
+the lazily-reading :class:`ActivationStore` and :func:`open_activation_store`, which refuses an
+incomplete (interrupted) store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST = "store.json"
+FORMAT = "hearsight-activations"
+VERSION = 1
+PART = "part-00000.parquet"
+ACTS = "acts"
+META_COLUMNS = ("item_id", "label", "speaker", "prediction", "correct", "confidence")
+CATEGORICAL = ("label", "speaker", "prediction")
+
+
+@dataclass(frozen=True)
+class ActivationStore:
+    """A complete store opened by :func:`open_activation_store` (reads lazily)."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def level(self) -> str:
+        return self.manifest["level"]
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(layer["name"] for layer in self.manifest["layers"])
+
+    def info(self, name: str) -> dict:
+        """``{"name", "dim", "rows"}`` of one layer."""
+        for layer in self.manifest["layers"]:
+            if layer["name"] == name:
+                return layer
+        raise ValueError(f"no layer {name!r} in {self.path}; layers: {list(self.layers)}")
+
+    def _file(self, name: str) -> Path:
+        self.info(name)
+        return self.path / f"layer={name}" / PART
+
+    def meta(self, layer: str | None = None) -> pd.DataFrame:
+        """Metadata columns of ``layer``'s rows (default: the first layer), in row order.
+
+        Columns: item_id, label, speaker, prediction (categoricals except item_id), correct,
+        confidence, and frame (frame level).
+        """
+        path = self._file(layer or self.layers[0])
+        names = [c for c in pq.read_schema(path).names if c != ACTS]
+        df = pq.read_table(path, columns=names).to_pandas()
+        for col in CATEGORICAL:
+            df[col] = df[col].astype("category")
+        return df
+
+    def iter_layer(self, name: str, chunk_rows: int = 65536) -> Iterator[np.ndarray]:
+        """Yield ``(<= chunk_rows, d)`` float32 blocks of ``name`` in row order."""
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        d = self.info(name)["dim"]
+        with pq.ParquetFile(self._file(name)) as f:
+            for rb in f.iter_batches(batch_size=chunk_rows, columns=[ACTS]):
+                yield _fsl_to_numpy(rb.column(0), d)
+
+    def layer_matrix(self, name: str, *, rows=None) -> np.ndarray:
+        """Activations of ``name`` as ``(n, d)`` float32 (``rows``: indices or a bool mask)."""
+        info = self.info(name)
+        if rows is None:
+            col = pq.read_table(self._file(name), columns=[ACTS]).column(ACTS)
+            return _chunks_to_numpy(col.chunks, info["rows"], info["dim"])
+        idx = np.arange(info["rows"])[rows] if np.asarray(rows).dtype == bool else np.asarray(rows)
+        if idx.size and (idx.min() < 0 or idx.max() >= info["rows"]):
+            raise ValueError(f"rows must lie in [0, {info['rows']}), got {idx.min()}..{idx.max()}")
+        order = np.argsort(idx, kind="stable")
+        out = np.empty((idx.size, info["dim"]), np.float32)
+        start, k = 0, 0
+        for block in self.iter_layer(name):
+            stop = start + len(block)
+            while k < idx.size and idx[order[k]] < stop:
+                out[order[k]] = block[idx[order[k]] - start]
+                k += 1
+            start = stop
+        return out
+
+
+def _fsl_to_numpy(arr: pa.Array, d: int) -> np.ndarray:
+    # flatten() honours the slice offset of the list array; values are contiguous float32.
+    return arr.flatten().to_numpy(zero_copy_only=False).reshape(-1, d)
+
+
+def _chunks_to_numpy(chunks, n: int, d: int) -> np.ndarray:
+    out = np.empty((n, d), np.float32)
+    start = 0
+    for chunk in chunks:
+        out[start:start + len(chunk)] = _fsl_to_numpy(chunk, d)
+        start += len(chunk)
+    return out
+
+
+def open_activation_store(path) -> ActivationStore:
+    """Open a complete store; a folder without ``store.json`` (interrupted) is refused."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{path} is not an activation store folder (it does not exist)")
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        raise ValueError(f"{path} has no {MANIFEST}: the store is incomplete (its writing was "
+                         "interrupted?); write it again with `hearsight activations`")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise ValueError(f"{manifest_path} is not a version-{VERSION} {FORMAT} manifest")
+    return ActivationStore(path=path, manifest=manifest)
