@@ -5,6 +5,9 @@ the objective curve (a streamed ``ColumnDataSource``), the best start's spectrog
 class probabilities. At the end the best input is playable (Griffin-Lim), judged by the own
 and, when loaded, a separately trained classifier, and downloadable as WAV and NPZ.
 
+Helpers (a page config → objective, starts and maximiser; class probabilities; NPZ bytes;
+figure updates) live in :mod:`serve.pages.maximise_parts` and are re-exported here.
+
 References:
   Soomro et al., "Generating speech utterances by activation maximisation" (noise-to-class,
   class-to-class, decoder prior, separate-classifier verdict).
@@ -13,97 +16,20 @@ References:
 from __future__ import annotations
 
 import io
-import json
 import threading
 from functools import partial
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource
 
-from engine import actmax
-from engine import objectives as obj
 from serve.jobs import JobError, session_runner
+from serve.pages.maximise_parts import (  # noqa: F401  (re-exported)
+    PRIOR_HINT, build_objective, build_regularisers, class_probs, copy_figure_data, layer_shapes,
+    npz_bytes, parse_index, setup_run, start_inputs)
 
-PRIOR_HINT = ("No decoder prior is loaded. Train one with: "
-              "`hearsight train --arch spectrogram_ae ...` and serve it alongside the model.")
 MODES = {"noise-to-class": "noise", "class-to-class (current clip)": "clip"}
-
-
-@partial(jax.jit, static_argnames=("fn",))
-def _probs(x: jax.Array, *, fn) -> jax.Array:
-    return jax.nn.softmax(fn(x)[0], axis=-1)
-
-
-def class_probs(acts_fn, x: np.ndarray) -> np.ndarray:
-    """Softmax ``(n, classes)`` of inputs ``(n, freq, time)`` through ``acts_fn``."""
-    return np.asarray(_probs(jnp.asarray(x, jnp.float32), fn=acts_fn))
-
-
-def layer_shapes(acts_fn, shape: tuple[int, int]) -> dict[str, tuple[int, ...]]:
-    """Per-example shape of every named activation (``probs`` left out), without computing."""
-    _, acts = jax.eval_shape(acts_fn, jax.ShapeDtypeStruct((1, *shape), jnp.float32))
-    return {k: tuple(v.shape[1:]) for k, v in acts.items() if k != "probs"}
-
-
-def parse_index(text: str) -> tuple[int, ...]:
-    """``"3"`` or ``"2, 5, 1"`` → a tuple of non-negative ints."""
-    try:
-        idx = tuple(int(p) for p in str(text).replace(" ", "").split(",") if p != "")
-    except ValueError:
-        raise ValueError(f"index {text!r} must be integers separated by commas, e.g. 3 or 2,5,1")
-    if not idx or min(idx) < 0:
-        raise ValueError(f"index {text!r} must be one or more non-negative integers")
-    return idx
-
-
-def build_objective(cfg: dict, layers: dict[str, tuple[int, ...]]) -> obj.Objective:
-    """The objective of a page config: class probability, one unit, or a channel's mean."""
-    if cfg["kind"] == "class":
-        return obj.class_prob(int(cfg["cls"]))
-    layer = cfg["layer"]
-    if layer not in layers:
-        raise ValueError(f"layer {layer!r} is not one of {sorted(layers)}")
-    shape, idx = layers[layer], parse_index(cfg["index"])
-    if cfg["kind"] == "channel":
-        if len(shape) < 2 or len(idx) != 1 or idx[0] >= shape[-1]:
-            raise ValueError(f"a channel of {layer!r} {shape} is one index below {shape[-1]} "
-                             "of a conv layer")
-        return obj.channel_mean(layer, idx[0])
-    if len(idx) != len(shape) or any(i >= n for i, n in zip(idx, shape)):
-        raise ValueError(f"a unit of {layer!r} needs {len(shape)} index(es) within {shape}")
-    return obj.unit(layer, idx)
-
-
-def build_regularisers(cfg: dict) -> list:
-    regs = [obj.l2(cfg["l2"])] if cfg["l2"] > 0 else []
-    regs += [obj.total_variation(cfg["tv"], cfg["tv"])] if cfg["tv"] > 0 else []
-    return regs + ([obj.jitter(int(cfg["jitter"]))] if cfg["jitter"] > 0 else [])
-
-
-def npz_bytes(x: np.ndarray, history: np.ndarray, target: int, config: dict) -> bytes:
-    """An ``.npz`` (no pickled objects) of the best input ``x`` (freq, time), the objective
-    ``history`` (steps, starts), the ``target`` class (−1 for none) and the config as JSON."""
-    buf = io.BytesIO()
-    np.savez(buf, x=np.asarray(x, np.float32), history=np.asarray(history, np.float32),
-             target=np.int64(target), config=np.array(json.dumps(config, sort_keys=True)))
-    return buf.getvalue()
-
-
-def copy_figure_data(old, new) -> None:
-    """Give figure ``old`` the title, renderer data and ranges of ``new``, a figure built by
-    the same function (same renderers in the same order), so a view updates in place."""
-    old.title.text = new.title.text
-    for r_old, r_new in zip(old.renderers, new.renderers):
-        r_old.data_source.data = dict(r_new.data_source.data)
-    for name in ("x_range", "y_range"):
-        r_old, r_new = getattr(old, name), getattr(new, name)
-        if hasattr(r_new, "factors"):
-            r_old.factors = list(r_new.factors)
-        else:
-            r_old.start, r_old.end = r_new.start, r_new.end
 
 
 class MaximisePage:
@@ -192,38 +118,6 @@ class MaximisePage:
                     l2=float(self.l2.value), tv=float(self.tv.value),
                     jitter=int(self.jitter.value), seed=int(self.seed.value))
 
-    def _starts(self, cfg: dict, key: jax.Array) -> jax.Array:
-        n, shape, floor = cfg["starts"], self.params.shape, self.params.floor
-        if cfg["mode"] == "noise":
-            if cfg["prior"]:
-                return actmax.latent_start(key, n, self.prior.latent)
-            return actmax.noise_start(key, n, shape, sigma=0.1, mean=floor / 2)
-        if self.session.clip is None:
-            raise ValueError("class-to-class starts from the current clip; bring one in first")
-        x = jnp.asarray(self.session.analyse(self.session.clip.wave).features)[None]
-        # Start 0 is the clip itself; the others add a little noise so the starts differ.
-        noise = actmax.noise_start(key, n, shape, sigma=0.05).at[0].set(0.0)
-        if not cfg["prior"]:
-            return x + noise
-        encode = getattr(self.prior, "encode_fn", None)
-        if encode is None:
-            raise ValueError("class-to-class with the prior needs the autoencoder's encoder")
-        return encode(jnp.clip(x + noise, floor, 0.0))
-
-    def _setup(self, cfg: dict):
-        if cfg["steps"] < 1 or cfg["starts"] < 1 or not cfg["lr"] > 0:
-            raise ValueError("steps and starts must be >= 1 and the learning rate > 0")
-        if cfg["prior"] and self.prior is None:
-            raise ValueError(PRIOR_HINT)
-        objective = build_objective(cfg, self.layers)
-        space = "latent" if cfg["prior"] else "input"
-        init, step = actmax.make_maximiser(
-            self.predictor.acts_fn, objective, lr=cfg["lr"], space=space,
-            decode_fn=self.prior.decode_fn if cfg["prior"] else None,
-            regularisers=build_regularisers(cfg), clip=(self.params.floor, 0.0))
-        key_start, key_run = jax.random.split(jax.random.PRNGKey(cfg["seed"]))
-        return init, step, self._starts(cfg, key_start), key_run, objective.target_class
-
     # -- running -----------------------------------------------------------------------
     def run(self):
         """Start a maximisation from the widgets' values; returns the Job (None if refused)."""
@@ -232,7 +126,9 @@ class MaximisePage:
             if self.runner.active:  # refuse before touching the running job's result
                 raise JobError(f"a {self.runner.active[0].name} is still running (the limit is "
                                f"{self.runner.max_jobs}); press Stop first")
-            init, step, x0, key, target = self._setup(cfg)
+            init, step, x0, key, target = setup_run(
+                cfg, predictor=self.predictor, params=self.params, prior=self.prior,
+                layers=self.layers, session=self.session)
         except (ValueError, JobError) as exc:
             self.session.error(f"Maximisation not started: {exc}")
             return None
