@@ -134,16 +134,20 @@ def cmd_evaluate(args):
     probs, _ = predictor.run(arrays.x)
     index = {name: i for i, name in enumerate(predictor.labels)}
     y = [index[corpus.labels[j]] for j in arrays.y]
-    result = evaluate_probs(probs, y, predictor.labels)
+    result = evaluate_probs(probs, y, predictor.labels, speakers=arrays.speakers)
     if not args.json:
         print(f"accuracy {result['accuracy']:.4f} on {result['n']} clips ({args.split})")
         for label, acc in result["per_class_accuracy"].items():
             print(f"  {label:>10s} {acc:.3f}")
+        if len(result["per_speaker_accuracy"]) > 1:
+            print("per speaker: " + ", ".join(f"{s} {a:.3f}" for s, a in
+                                              result["per_speaker_accuracy"].items()))
     return result
 
 
-def evaluate_probs(probs, y, labels) -> dict:
-    """Accuracy, per-class accuracy and confusion matrix (rows true, columns predicted)."""
+def evaluate_probs(probs, y, labels, *, speakers=None) -> dict:
+    """Accuracy, per-class (and per-speaker) accuracy and the confusion matrix (rows true,
+    columns predicted)."""
     import numpy as np
 
     y = np.asarray(y)
@@ -153,8 +157,13 @@ def evaluate_probs(probs, y, labels) -> dict:
     np.add.at(conf, (y, pred), 1)
     per = {labels[i]: (float(conf[i, i] / conf[i].sum()) if conf[i].sum() else float("nan"))
            for i in range(k)}
-    return {"accuracy": float((pred == y).mean()), "n": int(len(y)),
-            "per_class_accuracy": per, "confusion": conf.tolist(), "labels": list(labels)}
+    out = {"accuracy": float((pred == y).mean()), "n": int(len(y)),
+           "per_class_accuracy": per, "confusion": conf.tolist(), "labels": list(labels)}
+    if speakers is not None:
+        spk = np.asarray([s or "?" for s in speakers])
+        out["per_speaker_accuracy"] = {str(s): float((pred[spk == s] == y[spk == s]).mean())
+                                       for s in sorted(set(spk))}
+    return out
 
 
 def cmd_serve(args):

@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 
 from serve.cli import main
+from serve.commands import evaluate_probs
 
 FSDD = Path(__file__).resolve().parents[3] / "shared" / "data" / "fsdd"
 
@@ -79,6 +80,15 @@ def test_evaluate_agrees_with_the_training_run(trained, capsys):
     assert conf.sum() == result["n"] == meta["metrics"]["test"]["n"]
     assert result["accuracy"] == pytest.approx(np.trace(conf) / conf.sum())
     assert result["accuracy"] == pytest.approx(meta["metrics"]["test"]["accuracy"], abs=1e-6)
+
+
+def test_evaluate_reports_each_speaker_and_they_average_to_the_total():
+    probs = np.eye(3)[[0, 1, 2, 0, 0, 1]]          # predictions 0 1 2 0 0 1
+    y = [0, 1, 1, 0, 2, 1]                            # right: T T F T F T
+    r = evaluate_probs(probs, y, ["a", "b", "c"], speakers=["x", "x", "x", "y", "y", ""])
+    assert r["per_speaker_accuracy"] == {"?": 1.0, "x": pytest.approx(2 / 3), "y": 0.5}
+    assert r["accuracy"] == pytest.approx(4 / 6)
+    assert r["per_class_accuracy"]["c"] == 0.0 and r["confusion"][1] == [0, 2, 1]
 
 
 def test_bad_input_is_one_clear_line_not_a_traceback(trained, tmp_path, capsys):
