@@ -2,7 +2,7 @@
 
 ``open_corpus(spec)`` understands four layouts:
 
-- ``"synth"`` / ``"synth:small"``: words spoken by eSpeak NG, built once and cached
+- ``"synth"`` / ``"synth:small"`` / ``"synth:large"`` (4 takes): words spoken by eSpeak NG, built once and cached
   (:mod:`data.synth_corpus`); whole voices are held out for valid and test.
 - ``"fsdd:PATH"``: Free Spoken Digit Dataset files ``{digit}_{speaker}_{take}.wav``; takes
   0–4 test, 5–9 valid, the rest train (the dataset's own convention).
@@ -89,7 +89,7 @@ def _parse_spec(spec: str) -> tuple[str, str]:
     kind, _, arg = spec.strip().partition(":")
     if kind not in KINDS:
         raise ValueError(f"unknown corpus kind {kind!r} in {spec!r}; use one of "
-                         f"'synth', 'synth:small', 'fsdd:PATH', 'speech-commands:PATH', "
+                         f"'synth', 'synth:small', 'synth:large', 'fsdd:PATH', 'speech-commands:PATH', "
                          f"'folder:PATH'")
     if kind != "synth":
         if not arg:

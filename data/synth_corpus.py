@@ -87,13 +87,15 @@ def _espeak_version() -> str:
 
 
 def config_for(variant: str) -> SynthConfig:
-    """``"default"``: 35 words × 48 voices × 2 takes; ``"small"``: 4 words × 6 voices × 1."""
-    if variant == "default":
-        return SynthConfig(words=synth.SPEECH_COMMANDS_WORDS, voices=synth.corpus_voices(48))
+    """``"default"``: 35 words × 48 voices × 2 takes; ``"large"``: the same words and voices
+    (so the same held-out voices) × 4 takes; ``"small"``: 4 words × 6 voices × 1."""
+    if variant in ("default", "large"):
+        return SynthConfig(words=synth.SPEECH_COMMANDS_WORDS, voices=synth.corpus_voices(48),
+                           takes=4 if variant == "large" else 2)
     if variant == "small":
         return SynthConfig(words=("yes", "no", "up", "down"), voices=synth.corpus_voices(6),
                            takes=1)
-    raise ValueError(f"unknown synth variant {variant!r}; use 'synth' or 'synth:small'")
+    raise ValueError(f"unknown synth variant {variant!r}; use 'synth', 'synth:large' or 'synth:small'")
 
 
 def voice_splits(voices: tuple[str, ...], *, seed: int, holdout_frac: float) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from serve import commands
 
-EPILOG = """corpus specs: synth | synth:small | fsdd:PATH | speech-commands:PATH | folder:PATH
+EPILOG = """corpus specs: synth | synth:small | synth:large | fsdd:PATH | speech-commands:PATH | folder:PATH
 cache folder: $HEARSIGHT_HOME (default ~/.cache/hearsight)"""
 
 

@@ -125,3 +125,13 @@ def test_voice_splits_hold_out_whole_voices():
     assert sorted(s.values()).count("test") == 2 and sorted(s.values()).count("valid") == 2
     assert s == synth_corpus.voice_splits(voices, seed=0, holdout_frac=0.1)
     assert s != synth_corpus.voice_splits(voices, seed=1, holdout_frac=0.1)
+
+
+def test_large_variant_has_more_takes_of_the_same_words_and_held_out_voices():
+    default, large = synth_corpus.config_for("default"), synth_corpus.config_for("large")
+    assert (large.words, large.voices) == (default.words, default.voices)
+    assert (default.takes, large.takes) == (2, 4) and large.key(0) != default.key(0)
+    split = lambda cfg: synth_corpus.voice_splits(cfg.voices, seed=0, holdout_frac=cfg.holdout_frac)
+    assert split(large) == split(default)
+    with pytest.raises(ValueError, match="synth:large"):
+        synth_corpus.config_for("huge")
