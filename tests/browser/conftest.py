@@ -197,6 +197,42 @@ def header_prediction(page, clip_name: str) -> tuple[str, float]:
     return m.group(1), float(m.group(2))
 
 
+# The columns of the first data source (holding ``columns[0]``) behind the figure titled
+# ``title``, found by walking BokehJS's views; null when there is no such figure yet.
+FIGURE_COLUMNS_JS = """([title, columns]) => {
+  const queue = [...Bokeh.index], seen = new Set();
+  while (queue.length) {
+    const v = queue.shift();
+    if (seen.has(v)) continue;
+    seen.add(v);
+    queue.push(...v.children());
+    const t = v.model && v.model.title && v.model.title.text;
+    if (t !== title) continue;
+    for (const r of v.model.renderers) {
+      const d = r.data_source && r.data_source.data;
+      if (d && d[columns[0]]) return Object.fromEntries(columns.map((c) => [c, Array.from(d[c])]));
+    }
+  }
+  return null;
+}"""
+
+AUDIO_DURATION_JS = """(el) => new Promise((resolve) => {
+  if (el.readyState >= 1 && isFinite(el.duration)) { resolve(el.duration); return; }
+  el.addEventListener('loadedmetadata', () => resolve(el.duration), {once: true});
+  el.load();
+})"""
+
+
+def figure_columns(page, title: str, *columns: str) -> dict | None:
+    """``{column: list}`` of the figure titled ``title`` as the browser holds it, or None."""
+    return page.evaluate(FIGURE_COLUMNS_JS, [title, list(columns)])
+
+
+def audio_duration(locator) -> float:
+    """Duration in seconds of the ``<audio>`` element ``locator`` (after its metadata loads)."""
+    return float(locator.evaluate(AUDIO_DURATION_JS))
+
+
 def shot(page, tmp_path: Path, name: str) -> Path:
     """Screenshot into ``tmp_path``; also into ``docs/`` when HEARSIGHT_UPDATE_DOCS=1."""
     path = tmp_path / f"{name}.png"
@@ -213,4 +249,5 @@ def ui():
     from types import SimpleNamespace
 
     return SimpleNamespace(upload=upload, header_prediction=header_prediction, shot=shot,
-                           text=pane_text)
+                           text=pane_text, figure_columns=figure_columns,
+                           audio_duration=audio_duration, FIGURE_COLUMNS_JS=FIGURE_COLUMNS_JS)

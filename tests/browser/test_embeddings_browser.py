@@ -15,24 +15,6 @@ import pytest
 N_ITEMS = 250  # FSDD takes 0-4 of 5 speakers × 10 digits: the test split
 SELECTED_RE = re.compile(r"([\d,]+) selected")
 
-# The number of images drawn by the figure titled `title` (its image_rgba source), via BokehJS.
-IMAGES_JS = """(title) => {
-  const queue = [...Bokeh.index], seen = new Set();
-  while (queue.length) {
-    const v = queue.shift();
-    if (seen.has(v)) continue;
-    seen.add(v);
-    queue.push(...v.children());
-    const t = v.model && v.model.title && v.model.title.text;
-    if (t !== title) continue;
-    for (const r of v.model.renderers) {
-      const d = r.data_source && r.data_source.data;
-      if (d && d.image) return d.image.length;
-    }
-  }
-  return 0;
-}"""
-
 
 def _compute(page, ui) -> None:
     page.locator(".bk-tab", has_text="Embeddings").click()
@@ -40,7 +22,9 @@ def _compute(page, ui) -> None:
     page.locator(".hs-emb-progress").filter(has_text="points ·").wait_for()
     progress = ui.text(page, "hs-emb-progress")
     assert progress.startswith(f"{N_ITEMS} points"), progress
-    page.wait_for_function(f"() => ({IMAGES_JS})('Layer walkthrough') === 1")
+    page.wait_for_function(f"(a) => {{ const d = ({ui.FIGURE_COLUMNS_JS})(a); "
+                           "return d !== null && d.image.length === 1; }",
+                           arg=["Layer walkthrough", ["image"]])
     page.locator(".hs-emb-position").filter(has_text="1 of").wait_for()
 
 

@@ -37,12 +37,6 @@ TILE_CENTRE_JS = """([prefix, channel]) => {
   return null;
 }"""
 
-AUDIO_DURATION_JS = """(el) => new Promise((resolve) => {
-  if (el.readyState >= 1 && isFinite(el.duration)) { resolve(el.duration); return; }
-  el.addEventListener('loadedmetadata', () => resolve(el.duration), {once: true});
-  el.load();
-})"""
-
 
 def cli_prediction(checkpoint: Path, clip: Path) -> dict:
     """``hearsight predict --json`` of one file, run as a user would."""
@@ -84,7 +78,7 @@ def test_clicking_a_conv1_tile_plays_that_filter(page, ui, fsdd_dir, tmp_path):
     view.wait_for()
     audio = page.locator(".hs-filter-audio audio")
     audio.wait_for(state="attached")
-    duration = audio.evaluate(AUDIO_DURATION_JS)
+    duration = ui.audio_duration(audio)
     assert abs(duration - 1.0) <= 0.05, f"filter audio lasts {duration} s, the clip 1.0 s"
     view.scroll_into_view_if_needed()
     ui.shot(page, tmp_path, "inspect-filter")

@@ -19,30 +19,6 @@ STEPS, STARTS = 40, 2
 STEP_RE = re.compile(r"step (\d+) / (\d+)")
 RUN_TIMEOUT_S = 240.0  # 10 steps of 2 starts on a shared, loaded CPU
 
-# The x values of the curve in the figure titled `title`, found through BokehJS's views.
-CURVE_STEPS_JS = """(title) => {
-  const queue = [...Bokeh.index], seen = new Set();
-  while (queue.length) {
-    const v = queue.shift();
-    if (seen.has(v)) continue;
-    seen.add(v);
-    queue.push(...v.children());
-    const t = v.model && v.model.title && v.model.title.text;
-    if (t !== title) continue;
-    for (const r of v.model.renderers) {
-      const d = r.data_source && r.data_source.data;
-      if (d && d.step) return Array.from(d.step);
-    }
-  }
-  return null;
-}"""
-
-AUDIO_DURATION_JS = """(el) => new Promise((resolve) => {
-  if (el.readyState >= 1 && isFinite(el.duration)) { resolve(el.duration); return; }
-  el.addEventListener('loadedmetadata', () => resolve(el.duration), {once: true});
-  el.load();
-})"""
-
 
 def _set_number(page, label: str, value: int) -> None:
     box = page.get_by_label(label, exact=True)
@@ -57,7 +33,7 @@ def _watch_run(page, ui) -> list[tuple[str, int]]:
     audio = page.locator(".hs-actmax-audio audio")
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
-        steps = page.evaluate(CURVE_STEPS_JS, "Objective per step") or []
+        steps = (ui.figure_columns(page, "Objective per step", "step") or {}).get("step", [])
         state = (ui.text(page, "hs-actmax-step"), len(steps))
         if not seen or seen[-1] != state:
             seen.append(state)
@@ -82,11 +58,11 @@ def test_short_maximisation_updates_live_and_ends_playable(page, ui, tmp_path):
     assert len(live) >= 3, f"the counter changed {len(live)} time(s) before the end: {seen}"
     curve_counts = {n for _, n in seen if 0 < n < STEPS}
     assert len(curve_counts) >= 2, f"the curve grew in fewer than 2 stages: {seen}"
-    assert page.evaluate(CURVE_STEPS_JS, "Objective per step") == list(range(1, STEPS + 1))
+    assert ui.figure_columns(page, "Objective per step", "step") == {"step": list(range(1, STEPS + 1))}
     page.locator(".hs-actmax-step").filter(has_text=final).wait_for()
     verdict = ui.text(page, "hs-actmax-verdict")
     assert f"after {STEPS} step(s)" in verdict and "Own classifier" in verdict, verdict
-    duration = page.locator(".hs-actmax-audio audio").evaluate(AUDIO_DURATION_JS)
+    duration = ui.audio_duration(page.locator(".hs-actmax-audio audio"))
     assert abs(duration - 1.0) <= 0.05, f"the maximised clip lasts {duration} s, not 1.0 s"
     page.locator(".hs-actmax-step").scroll_into_view_if_needed()
     ui.shot(page, tmp_path, "maximise")

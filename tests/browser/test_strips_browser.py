@@ -16,24 +16,6 @@ CLIP = "7_jackson_0.wav"
 K = 6
 BUILD_TIMEOUT_S = 300.0  # K frames × 5 steps plus a card each, on a shared, loaded CPU
 
-# The columns of the source behind the figure titled `title`, through BokehJS's views.
-FIGURE_DATA_JS = """(title) => {
-  const queue = [...Bokeh.index], seen = new Set();
-  while (queue.length) {
-    const v = queue.shift();
-    if (seen.has(v)) continue;
-    seen.add(v);
-    queue.push(...v.children());
-    const t = v.model && v.model.title && v.model.title.text;
-    if (t !== title) continue;
-    for (const r of v.model.renderers) {
-      const d = r.data_source && r.data_source.data;
-      if (d && d.frame) return {frame: Array.from(d.frame), target: Array.from(d.target)};
-    }
-  }
-  return null;
-}"""
-
 
 def _watch_cards(page) -> list[int]:
     """Poll the number of frame cards every ~100 ms until the player shows; the counts seen."""
@@ -67,7 +49,7 @@ def test_strip_frames_appear_while_it_is_built(page, ui, fsdd_dir, tmp_path):
     assert counts[-1] == K + 1, f"expected {K + 1} cards (frames 0..{K}), counts seen {counts}"
     partial = {n for n in counts if 0 < n < K + 1}
     assert len(partial) >= 2, f"cards did not appear one by one: counts seen {counts}"
-    data = page.evaluate(FIGURE_DATA_JS, "Probability per frame")
+    data = ui.figure_columns(page, "Probability per frame", "frame", "target")
     assert data is not None and data["frame"] == list(range(K + 1)), data
     assert data["target"][-1] > data["target"][0], data
     page.locator(".hs-strip-frame").first.scroll_into_view_if_needed()
