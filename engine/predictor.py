@@ -151,11 +151,13 @@ def named_weights(model) -> dict[str, np.ndarray]:
     """Trainable arrays of a flax nnx module by dotted path, e.g. ``convs.0.kernel``."""
     from flax import nnx
 
+    from models.architectures import variable_value
+
     state = nnx.state(model, nnx.Param)
     flat = state.flat_state() if hasattr(state, "flat_state") else nnx.to_flat_state(state)
     out = {}
     for path, leaf in flat:
-        value = getattr(leaf, "value", leaf)
+        value = variable_value(leaf) if hasattr(leaf, "get_value") or hasattr(leaf, "value") else leaf
         out[".".join(str(p) for p in path)] = np.asarray(value)
     return out
 

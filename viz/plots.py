@@ -43,6 +43,17 @@ def minmax_envelope(wave: np.ndarray, *, max_points: int = 4000) -> tuple[np.nda
     return idx, wave[idx]
 
 
+def waveform_data(wave: np.ndarray, sample_rate: int, *,
+                  max_points: int = 4000) -> tuple[dict, float, float]:
+    """The waveform figure's source ``{t, amp}``, its duration (s) and y half-range."""
+    w = as_finite_array(wave, name="wave", ndim=1, shape_doc="(samples,)")
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    idx, values = minmax_envelope(w, max_points=max_points)
+    return ({"t": idx / float(sample_rate), "amp": values},
+            max(w.shape[0] / float(sample_rate), 1e-9), 1.05 * max(1.0, float(np.max(np.abs(w)))))
+
+
 def waveform_plot(wave: np.ndarray, sample_rate: int, *, title: str = "Waveform",
                   max_points: int = 4000, height: int = 180) -> figure:
     """Amplitude against time, min/max-decimated to ``max_points`` for long clips.
@@ -51,17 +62,12 @@ def waveform_plot(wave: np.ndarray, sample_rate: int, *, title: str = "Waveform"
       wave: ``(samples,)`` float waveform, nominally in [-1, 1].
       sample_rate: Hz; the x axis is in seconds.
     """
-    w = as_finite_array(wave, name="wave", ndim=1, shape_doc="(samples,)")
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    idx, values = minmax_envelope(w, max_points=max_points)
+    data, duration, lim = waveform_data(wave, sample_rate, max_points=max_points)
     fig = new_figure(title=title, height=height, x_axis_label="time (s)",
                      y_axis_label="amplitude")
-    src = ColumnDataSource({"t": idx / float(sample_rate), "amp": values})
-    line = fig.line("t", "amp", source=src, color=BLUE, line_width=1)
-    lim = 1.05 * max(1.0, float(np.max(np.abs(w))))
+    line = fig.line("t", "amp", source=ColumnDataSource(data), color=BLUE, line_width=1)
     fig.y_range = Range1d(-lim, lim)
-    fig.x_range = Range1d(0.0, max(w.shape[0] / float(sample_rate), 1e-9))
+    fig.x_range = Range1d(0.0, duration)
     fig.add_tools(HoverTool(renderers=[line], tooltips=[("time", "@t{0.0000} s"),
                                                        ("amplitude", "@amp{0.000}")]))
     return fig
@@ -135,6 +141,21 @@ def _top_order(p: np.ndarray, top: int | None) -> np.ndarray:
     return np.argsort(-p, kind="stable")[: top or p.shape[0]]
 
 
+def probability_data(probs: np.ndarray, labels: Sequence[str], *, top: int | None = None,
+                     highlight: str | None = None) -> tuple[dict, list[str], float]:
+    """The probability bars' source, y factors (bottom-up) and x-range end."""
+    labels = [str(lab) for lab in labels]
+    p = _check_probs(probs, labels, "probs")
+    if highlight is not None and highlight not in labels:
+        raise ValueError(f"highlight {highlight!r} is not one of the labels")
+    order = _top_order(p, top)
+    names = [labels[i] for i in order]
+    data = {"label": names, "prob": p[order], "pct": [f"{100 * v:.1f} %" for v in p[order]],
+            "color": [ORANGE if n == highlight else BLUE for n in names]}
+    # Categorical axes list factors bottom-up, so reverse to put the most likely on top.
+    return data, names[::-1], max(1.0, float(p.max())) * 1.18
+
+
 def probability_bars(probs: np.ndarray, labels: Sequence[str], *, top: int | None = None,
                      highlight: str | None = None, title: str = "Class probabilities",
                      height: int | None = None) -> figure:
@@ -146,20 +167,11 @@ def probability_bars(probs: np.ndarray, labels: Sequence[str], *, top: int | Non
       top: show only the ``top`` most likely classes.
       highlight: a label drawn in a contrasting colour (e.g. the true class).
     """
-    labels = [str(lab) for lab in labels]
-    p = _check_probs(probs, labels, "probs")
-    if highlight is not None and highlight not in labels:
-        raise ValueError(f"highlight {highlight!r} is not one of the labels")
-    order = _top_order(p, top)
-    names = [labels[i] for i in order]
-    src = ColumnDataSource({
-        "label": names, "prob": p[order], "pct": [f"{100 * v:.1f} %" for v in p[order]],
-        "color": [ORANGE if n == highlight else BLUE for n in names]})
-    # Categorical axes list factors bottom-up, so reverse to put the most likely on top.
-    fig = new_figure(title=title, height=height or 60 + 22 * len(names), x_axis_label="probability",
-                     y_range=FactorRange(factors=names[::-1]),
-                     x_range=Range1d(0.0, max(1.0, float(p.max())) * 1.18),
-                     tools="reset,save")
+    data, factors, x_end = probability_data(probs, labels, top=top, highlight=highlight)
+    src = ColumnDataSource(data)
+    fig = new_figure(title=title, height=height or 60 + 22 * len(factors),
+                     x_axis_label="probability", y_range=FactorRange(factors=factors),
+                     x_range=Range1d(0.0, x_end), tools="reset,save")
     bars = fig.hbar(y="label", right="prob", height=0.8, color="color", source=src)
     fig.text(x="prob", y="label", text="pct", source=src, x_offset=4, text_font_size="9pt",
              text_baseline="middle")
@@ -205,6 +217,22 @@ def compare_probability_bars(probs_a: np.ndarray, probs_b: np.ndarray, labels: S
     return fig
 
 
+def dense_data(acts: np.ndarray, *, max_units: int = 512) -> tuple[dict, list[str] | None]:
+    """The dense bars' source and, above ``max_units`` units, the x factors (largest first)."""
+    a = as_finite_array(acts, name="acts", ndim=1, shape_doc="(units,)")
+    if max_units < 1:
+        raise ValueError(f"max_units must be >= 1, got {max_units}")
+    n = a.shape[0]
+    if n <= max_units:
+        units = np.arange(n)
+        x, factors = units, None
+    else:
+        units = np.argsort(-np.abs(a), kind="stable")[:max_units]
+        x = factors = [str(u) for u in units]
+    return ({"x": x, "unit": units, "act": a[units],
+             "color": [BLUE if v >= 0 else VERMILION for v in a[units]]}, factors)
+
+
 def dense_activation_bars(acts: np.ndarray, *, title: str = "Unit activations",
                           max_units: int = 512, height: int = 220) -> figure:
     """Bars of a dense layer's unit activations (positive blue, negative vermilion).
@@ -215,20 +243,14 @@ def dense_activation_bars(acts: np.ndarray, *, title: str = "Unit activations",
     Args:
       acts: ``(units,)`` activations of one example.
     """
-    a = as_finite_array(acts, name="acts", ndim=1, shape_doc="(units,)")
-    if max_units < 1:
-        raise ValueError(f"max_units must be >= 1, got {max_units}")
-    n = a.shape[0]
-    if n <= max_units:
-        units, x_range, x_label = np.arange(n), Range1d(-0.5, n - 0.5), "unit"
-        x = units
+    data, factors = dense_data(acts, max_units=max_units)
+    n = len(acts)
+    if factors is None:
+        x_range, x_label = Range1d(-0.5, n - 0.5), "unit"
     else:
-        units = np.argsort(-np.abs(a), kind="stable")[:max_units]
-        x = [str(u) for u in units]
-        x_range, x_label = FactorRange(factors=x), "unit (sorted by |activation|)"
+        x_range, x_label = FactorRange(factors=factors), "unit (sorted by |activation|)"
         title = f"{title} — top {max_units} of {n} units by |activation|"
-    src = ColumnDataSource({"x": x, "unit": units, "act": a[units],
-                            "color": [BLUE if v >= 0 else VERMILION for v in a[units]]})
+    src = ColumnDataSource(data)
     fig = new_figure(title=title, height=height, x_axis_label=x_label,
                      y_axis_label="activation", x_range=x_range)
     bars = fig.vbar(x="x", top="act", width=0.8, color="color", source=src)

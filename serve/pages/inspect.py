@@ -46,31 +46,64 @@ class InspectPage:
         self.dense = pn.Column(sizing_mode="stretch_width")
         self.model_view = pn.Column(sizing_mode="stretch_width", css_classes=["hs-model-view"])
         self.analysis = None
+        self._figs: dict = {}          # figures of the current clip, refreshed in place
+        self._filter_fig = self._filter_text = self._filter_audio = self._filter_for = None
         self.filter_select.param.watch(self._on_filter, "value")
         session.on_clip(self._on_clip)
         self._build_model_view()
 
     # -- building ----------------------------------------------------------------------
     def _on_clip(self, clip) -> None:
-        from viz.plots import probability_bars, spectrogram_plot, waveform_plot
-
         a = self.session.analyse(clip.wave)
         self.analysis = a
-        labels = self.session.predictor.labels
-        top = labels[a.top]
+        top = self.session.predictor.labels[a.top]
         self.header.object = (f"### {clip.name} → **{top}** ({a.probs[a.top]:.1%})")
         self.player.object = np.clip(clip.wave, -0.99, 0.99)
         self.player.visible = True
-        p = self.params
-        self.signal.objects = [
-            pn.pane.Bokeh(waveform_plot(clip.wave, p.sample_rate, height=220)),
-            pn.pane.Bokeh(spectrogram_plot(a.features, sample_rate=p.sample_rate,
-                                           hop_length=p.hop_length, title="Log spectrogram (model input)",
-                                           value_range=(p.floor, 0.0), height=220,
-                                           value_label="log10 magnitude"))]
-        self.probs.objects = [pn.pane.Bokeh(probability_bars(a.probs, labels, title=f"Class probabilities — top: {top}"))]
-        self._build_maps(a)
-        self._build_dense(a)
+        # Every clip of a model has the same shapes, so after the first one the figures stay
+        # and only their data changes (a small patch instead of a dozen new figures).
+        if not (self._figs and self._refresh(clip, a)):
+            self._figs = {}
+            self._build_signal(clip, a)
+            self._build_maps(a)
+            self._build_dense(a)
+        current = self.filter_select.value  # keep the chosen filter, now for this clip
+        if current is not None and current[0] in a.acts and self._filter_for is not a:
+            self._show_filter(*current)
+
+    def _refresh(self, clip, a) -> bool:
+        from viz.featuremaps import mosaic
+        from viz.refresh import (refresh_dense_bars, refresh_image, refresh_probability_bars,
+                                 refresh_waveform)
+
+        figs, labels = self._figs, self.session.predictor.labels
+        if set(figs) != {"wave", "spec", "probs", *(("map", k) for k in conv_layers(a.acts)),
+                         *(("dense", k) for k in dense_layers(a.acts) if k != "logits")}:
+            return False
+        ok = (refresh_waveform(figs["wave"], clip.wave, self.params.sample_rate)
+              and refresh_image(figs["spec"], a.features)
+              and refresh_probability_bars(figs["probs"], a.probs, labels,
+                                           title=f"Class probabilities — top: {labels[a.top]}"))
+        for key, fig in figs.items():
+            if ok and key[0] == "map":
+                ok = refresh_image(fig, mosaic(a.acts[key[1]])[0])
+            elif ok and key[0] == "dense":
+                ok = refresh_dense_bars(fig, a.acts[key[1]])
+        return ok
+
+    def _build_signal(self, clip, a) -> None:
+        from viz.plots import probability_bars, spectrogram_plot, waveform_plot
+
+        p, labels = self.params, self.session.predictor.labels
+        self._figs["wave"] = waveform_plot(clip.wave, p.sample_rate, height=220)
+        self._figs["spec"] = spectrogram_plot(
+            a.features, sample_rate=p.sample_rate, hop_length=p.hop_length,
+            title="Log spectrogram (model input)", value_range=(p.floor, 0.0), height=220,
+            value_label="log10 magnitude")
+        self._figs["probs"] = probability_bars(a.probs, labels,
+                                               title=f"Class probabilities — top: {labels[a.top]}")
+        self.signal.objects = [pn.pane.Bokeh(self._figs["wave"]), pn.pane.Bokeh(self._figs["spec"])]
+        self.probs.objects = [pn.pane.Bokeh(self._figs["probs"])]
 
     def _build_maps(self, a) -> None:
         from viz.featuremaps import feature_map_mosaic
@@ -81,6 +114,7 @@ class InspectPage:
             fig, layout = feature_map_mosaic(acts, title=f"{layer}: {acts.shape[2]} filters "
                                              f"of {acts.shape[0]}×{acts.shape[1]}", height=300)
             fig.on_event("tap", self._tap_handler(layer, layout))
+            self._figs[("map", layer)] = fig
             # The css class goes on a wrapper: a Bokeh pane renders the figure itself and
             # drops its own css_classes, so tests and styles could not find the mosaic.
             cards.append(pn.Column(pn.pane.Bokeh(fig), css_classes=[f"hs-mosaic-{layer}"],
@@ -89,10 +123,8 @@ class InspectPage:
         self.maps.objects = [pn.pane.Markdown(
             "#### Feature maps — every filter of every layer (tap one to enlarge and listen)"),
             pn.GridBox(*cards, ncols=2, sizing_mode="stretch_width")]
-        self.filter_select.options = options
-        first = next(iter(options.values()), None)
-        if first is not None:
-            self._show_filter(*first)
+        if options != self.filter_select.options:
+            self.filter_select.options = options  # selects the first filter, which is then shown
 
     def _tap_handler(self, layer, layout):
         def handler(event):
@@ -107,24 +139,38 @@ class InspectPage:
 
     def _show_filter(self, layer: str, channel: int) -> None:
         from viz.plots import spectrogram_plot
+        from viz.refresh import refresh_image
 
+        self._filter_for = self.analysis
         fmap = self.analysis.acts[layer][:, :, channel]
         audio = sonify(fmap, self.params)
-        fig = spectrogram_plot(fmap, sample_rate=None, title=f"{layer} · filter {channel}",
-                               palette="Viridis256", height=260, value_label="activation")
-        self.filter_view.objects = [
-            pn.pane.Bokeh(fig),
-            pn.pane.Markdown(f"Sonification of **{layer} · {channel}** (Griffin-Lim, "
-                             f"{FEATURE_MAP_AUDIO_ITERS} iterations, loudness-normalised):"),
-            pn.pane.Audio(audio, sample_rate=self.params.sample_rate, name="filter-audio",
-                          css_classes=["hs-filter-audio"])]
+        title = f"{layer} · filter {channel}"
+        text = (f"Sonification of **{layer} · {channel}** (Griffin-Lim, "
+                f"{FEATURE_MAP_AUDIO_ITERS} iterations, loudness-normalised):")
+        fig = self._filter_fig
+        if fig is not None and refresh_image(fig, fmap, title=title,
+                                             value_range=(float(fmap.min()), float(fmap.max()))):
+            self._filter_text.object, self._filter_audio.object = text, audio
+            return
+        self._filter_fig = spectrogram_plot(fmap, sample_rate=None, title=title,
+                                            palette="Viridis256", height=260,
+                                            value_label="activation")
+        self._filter_text = pn.pane.Markdown(text)
+        self._filter_audio = pn.pane.Audio(audio, sample_rate=self.params.sample_rate,
+                                           name="filter-audio", css_classes=["hs-filter-audio"])
+        self.filter_view.objects = [pn.pane.Bokeh(self._filter_fig), self._filter_text,
+                                    self._filter_audio]
 
     def _build_dense(self, a) -> None:
         from viz.plots import dense_activation_bars
 
-        figs = [pn.pane.Bokeh(dense_activation_bars(a.acts[k], title=f"{k}: {a.acts[k].shape[0]} units"))
-                for k in dense_layers(a.acts) if k != "logits"]
-        self.dense.objects = [pn.pane.Markdown("#### Dense layers"), *figs] if figs else []
+        panes = []
+        for k in dense_layers(a.acts):
+            if k != "logits":
+                self._figs[("dense", k)] = dense_activation_bars(
+                    a.acts[k], title=f"{k}: {a.acts[k].shape[0]} units")
+                panes.append(pn.pane.Bokeh(self._figs[("dense", k)]))
+        self.dense.objects = [pn.pane.Markdown("#### Dense layers"), *panes] if panes else []
 
     def _build_model_view(self) -> None:
         from engine.predictor import layer_parameters, named_weights
