@@ -20,7 +20,9 @@ Prints a table, writes ``benchmarks/results/load.json`` and ``benchmarks/results
 
 Why the corpus picker and not the upload: Panel >= 1.5 sends a ``FileInput``'s bytes in chunks
 over its own messages, so setting the bokeh model's ``value`` from a client never reaches the
-server's upload handler. Not covered: a short activation maximisation per session.
+server's upload handler. After its picks, each session of a level opens the Maximise tab and
+runs one short maximisation (the page's defaults: 20 steps × 8 starts; ``--no-maximise`` skips
+it); its times to the first and the last step are reported next to the level's latencies.
 """
 
 from __future__ import annotations
@@ -118,14 +120,14 @@ def _cpu_s(pid: int) -> tuple[float, float]:
 
 
 def ramp_level(url: str, pid: int, n: int, *, interactions: int, timeout: float,
-               seed: int) -> dict:
+               seed: int, maximisation: bool = True) -> dict:
     """N sessions at once, ``interactions`` each: latency percentiles, errors, held or not,
     and the CPU seconds the server and the clients (this process) spent on the level."""
     if not 1 <= n <= MAX_LEVEL_SESSIONS:
         raise ValueError(f"sessions per level must be 1..{MAX_LEVEL_SESSIONS}, got {n}")
     t0, cpu0 = time.time(), _cpu_s(pid)
     outs = _run_threads(url, n, seed=seed, join_s=120 + (interactions + 1) * timeout,
-                        interactions=interactions, timeout=timeout)
+                        interactions=interactions, timeout=timeout, maximisation=maximisation)
     cpu = [round(b - a, 1) for a, b in zip(cpu0, _cpu_s(pid))]
     lats = np.array([x for o in outs for x in o.get("latencies", [])])
     errors = [o["error"] for o in outs if "error" in o]
@@ -136,7 +138,15 @@ def ramp_level(url: str, pid: int, n: int, *, interactions: int, timeout: float,
             "first_error": errors[0] if errors else None, "p50_s": p50, "p95_s": p95,
             "max_s": pmax, "connect_p50_s": float(np.median(connect)) if connect else None,
             "wall_s": round(time.time() - t0, 1), "server_cpu_s": cpu[0], "client_cpu_s": cpu[1],
-            "held": not errors and lats.size == n * interactions and p95 <= 1.0}
+            "held": not errors and lats.size == n * interactions and p95 <= 1.0,
+            "maximise": _maximise_summary(outs) if maximisation else None}
+
+
+def _maximise_summary(outs: list[dict]) -> dict:
+    """Medians over sessions of the maximisation's time to its first and its last step."""
+    runs = [o["maximise"] for o in outs if "maximise" in o]
+    med = lambda k: float(np.median([r[k] for r in runs])) if runs else None
+    return {"runs": len(runs), "first_step_p50_s": med("first_step_s"), "done_p50_s": med("done_s")}
 
 
 def soak(url: str, pid: int, *, sessions: int, seconds: float, every: float, timeout: float,
@@ -194,14 +204,21 @@ def soak_png(samples: list, path: Path, *, title: str) -> None:
 
 def _print_table(levels: list[dict]) -> None:
     print(f"{'N':>4} {'done':>5} {'err':>4} {'p50 s':>7} {'p95 s':>7} {'max s':>7} "
-          f"{'conn s':>7} {'held':>5}")
+          f"{'conn s':>7} {'held':>5} {'actmax 1st/last step s':>23}")
     for r in levels:
         if r.get("skipped"):
             print(f"{r['sessions']:4d}  skipped")
             continue
         print(f"{r['sessions']:4d} {r['interactions']:5d} {r['errors']:4d} {r['p50_s']:7.3f} "
               f"{r['p95_s']:7.3f} {r['max_s']:7.3f} {r['connect_p50_s'] or float('nan'):7.2f} "
-              f"{str(r['held']):>5}" + (f"  ({r['first_error']})" if r["first_error"] else ""))
+              f"{str(r['held']):>5} {_max_cell(r.get('maximise')):>23}"
+              + (f"  ({r['first_error']})" if r["first_error"] else ""))
+
+
+def _max_cell(m: dict | None) -> str:
+    if not m or not m["runs"]:
+        return "-"
+    return f"{m['first_step_p50_s']:.2f} / {m['done_p50_s']:.2f} ({m['runs']})"
 
 
 def _parse(argv) -> argparse.Namespace:
@@ -218,6 +235,7 @@ def _parse(argv) -> argparse.Namespace:
                    help="skip the higher levels once a level's p95 passes this (s)")
     p.add_argument("--no-explain-autostart", action="store_true",
                    help="diagnostic: serve with the Explain page's per-clip computation off")
+    p.add_argument("--no-maximise", action="store_true", help="skip the per-session maximisation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
@@ -239,7 +257,8 @@ def _measure(args, url: str, pid: int) -> tuple[list, dict | None]:
             levels.append({"sessions": n, "skipped": True})
             continue
         levels.append(ramp_level(url, pid, n, interactions=args.interactions,
-                                 timeout=args.timeout, seed=args.seed + 1000 * n))
+                                 timeout=args.timeout, seed=args.seed + 1000 * n,
+                                 maximisation=not args.no_maximise))
         r = levels[-1]
         print(f"N={n:3d}: p50 {r['p50_s']:.3f} s, p95 {r['p95_s']:.3f} s, errors {r['errors']}, "
               f"held {r['held']} ({r['wall_s']} s; CPU s server {r['server_cpu_s']}, "
@@ -274,7 +293,8 @@ def main(argv=None) -> dict:
               "interaction": "pick another corpus item (Select .hs-item) -> new Inspect header",
               "levels": levels, "sessions_held_p95_le_1s": held, "soak": soaked,
               "explain_autostart": not args.no_explain_autostart,
-              "maximisation": "not driven (Inspect via the corpus picker only)"}
+              "maximisation": ("one per session after its picks (Maximise tab, Run, defaults)"
+                               if not args.no_maximise else "not driven (--no-maximise)")}
     _print_table(levels)
     print(f"sessions held with p95 <= 1 s: {held}")
     _write(result, Path(args.out))

@@ -1,4 +1,5 @@
-"""The client side of ``benchmarks/load.py``: one browser-less session driving the Inspect page.
+"""The client side of ``benchmarks/load.py``: one browser-less session driving the Inspect page
+and, once per session, a short activation maximisation on the Maximise page.
 
 A session is a ``bokeh.client.pull_session`` on the served page. One interaction picks another
 item in the sidebar's corpus picker (the bokeh ``Select`` with css class ``hs-item``; choosing
@@ -10,11 +11,14 @@ from a client never reaches the server's upload handler.
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
 
 ITEM_CLASS, HEADER_CLASS = "hs-item", "hs-inspect-header"
+RUN_CLASS, STEP_CLASS = "hs-actmax-run", "hs-actmax-step"
+STEP_RE = re.compile(r"step (\d+) / (\d+)")
 
 
 def register_models() -> None:
@@ -56,8 +60,23 @@ def _lenient_types() -> None:
                     "set_from_json": set_from_json})
             return stubs[type_name]
 
+    def decode_ref(self, obj):
+        # A reference the client cannot resolve (e.g. a model inside a stub's raw JSON) would
+        # kill the client's message loop; a detached placeholder keeps the session following
+        # the texts it reads.
+        try:
+            return original_ref(self, obj)
+        except Exception:
+            return DataModel()
+
+    import logging
+
+    # Patches to a placeholder's attributes are expected; do not log each one.
+    logging.getLogger("bokeh.core.has_props").setLevel(logging.ERROR)
+    original_ref = Deserializer._decode_ref
     resolve._hearsight_lenient = True
     Deserializer._resolve_type = resolve
+    Deserializer._decode_ref = decode_ref
 
 
 def _has_class(model, name: str) -> bool:
@@ -134,9 +153,37 @@ def interact(session, picker, header, value: str, name: str, *, timeout: float) 
     return time.perf_counter() - t0
 
 
+def maximise(session, *, timeout: float) -> dict:
+    """Open the Maximise tab and press Run with the page's defaults (noise-to-class, 20 steps
+    × 8 starts): seconds until the first step is shown and until the last one is."""
+    from bokeh.events import ButtonClick
+    from bokeh.models import Tabs
+
+    doc, conn = session.document, session._connection
+    tabs = next(m for m in doc.models if isinstance(m, Tabs))
+    run = next(m for m in doc.models if _has_class(m, RUN_CLASS))
+    step = next(m for m in doc.models if _has_class(m, STEP_CLASS))
+    tabs.active = [t.title for t in tabs.tabs].index("Maximise")
+    t0 = time.perf_counter()
+    doc.callbacks.send_event(ButtonClick(run))  # reaches the server as a PATCH-DOC event
+    progress = lambda: STEP_RE.search(step.text or "")
+    _wait_until(conn, lambda: progress() is not None, t0 + timeout)
+    if progress() is None:
+        raise TimeoutError(f"the maximisation showed no step within {timeout:g} s")
+    first = time.perf_counter() - t0
+    finished = lambda: (m := progress()) is not None and m.group(1) == m.group(2)
+    _wait_until(conn, finished, t0 + timeout)
+    if not finished():
+        raise TimeoutError(f"the maximisation did not finish within {timeout:g} s "
+                           f"({step.text!r})")
+    return {"first_step_s": first, "done_s": time.perf_counter() - t0,
+            "steps": int(progress().group(2))}
+
+
 def run_session(url: str, out: dict, *, interactions: int, timeout: float, seed: int,
-                until: float | None = None) -> None:
-    """One client session: connect, then ``interactions`` picks (or loop until ``until``)."""
+                until: float | None = None, maximisation: bool = False) -> None:
+    """One client session: connect, then ``interactions`` picks (or loop until ``until``),
+    then (``maximisation``) one short maximisation."""
     from bokeh.client import pull_session
 
     rng = np.random.default_rng(seed)
@@ -152,5 +199,7 @@ def run_session(url: str, out: dict, *, interactions: int, timeout: float, seed:
                 out.setdefault("latencies", []).append(
                     interact(session, picker, header, value, name, timeout=timeout))
                 i += 1
+            if maximisation:
+                out["maximise"] = maximise(session, timeout=timeout)
     except Exception as exc:  # a failed session is a result, not a crash of the benchmark
         out["error"] = f"{type(exc).__name__}: {exc}"
