@@ -7,7 +7,9 @@ figure. No widgets here.
 from __future__ import annotations
 
 import io
+import threading
 import json
+from collections import OrderedDict
 from functools import partial
 
 import jax
@@ -102,14 +104,42 @@ def setup_run(cfg: dict, *, predictor, params, prior, layers, session):
     if cfg["prior"] and prior is None:
         raise ValueError(PRIOR_HINT)
     objective = build_objective(cfg, layers)
+    target = objective.target_class
     space = "latent" if cfg["prior"] else "input"
-    init, step = actmax.make_maximiser(
-        predictor.acts_fn, objective, lr=cfg["lr"], space=space,
-        decode_fn=prior.decode_fn if cfg["prior"] else None,
-        regularisers=build_regularisers(cfg), clip=(params.floor, 0.0))
+    init, step = cached_maximiser(
+        predictor.acts_fn, obj.class_prob(obj.TARGET) if cfg["kind"] == "class" else objective,
+        lr=float(cfg["lr"]), space=space, decode_fn=prior.decode_fn if cfg["prior"] else None,
+        regularisers=tuple(build_regularisers(cfg)), clip=(params.floor, 0.0))
+    if cfg["kind"] == "class":
+        init = partial(init, target=target)
     key_start, key_run = jax.random.split(jax.random.PRNGKey(cfg["seed"]))
     starts = start_inputs(cfg, key_start, params=params, prior=prior, session=session)
-    return init, step, starts, key_run, objective.target_class
+    return init, step, starts, key_run, target
+
+
+_MAXIMISERS: OrderedDict = OrderedDict()
+_MAXIMISERS_LOCK = threading.Lock()
+MAXIMISER_CACHE_SIZE = 16
+
+
+def cached_maximiser(acts_fn, objective, *, lr, space, decode_fn, regularisers, clip):
+    """``actmax.make_maximiser``, shared by every session of the server: its jitted step
+    compiles once per (model, objective, settings, number of starts) instead of on every
+    press of Run (several seconds on CPU). A class target is data (``TARGET``), so all
+    classes share one entry. Least recently used entries beyond 16 are dropped."""
+    key = (id(acts_fn), objective, lr, space, id(decode_fn), regularisers, clip)
+    with _MAXIMISERS_LOCK:
+        if key in _MAXIMISERS:
+            _MAXIMISERS.move_to_end(key)
+            return _MAXIMISERS[key][1]
+    pair = actmax.make_maximiser(acts_fn, objective, lr=lr, space=space, decode_fn=decode_fn,
+                                 regularisers=regularisers, clip=clip)
+    with _MAXIMISERS_LOCK:
+        # Keep the functions alive with the entry, so their ids cannot be reused meanwhile.
+        _MAXIMISERS[key] = ((acts_fn, decode_fn), pair)
+        while len(_MAXIMISERS) > MAXIMISER_CACHE_SIZE:
+            _MAXIMISERS.popitem(last=False)
+    return pair
 
 
 def npz_bytes(x: np.ndarray, history: np.ndarray, target: int, config: dict) -> bytes:

@@ -106,6 +106,26 @@ def test_class_run_raises_the_objective_and_names_the_target(shared):
     assert page.audio.visible and not page.run_button.disabled and page.stop_button.disabled
 
 
+def test_runs_of_any_class_in_any_session_share_one_compiled_step(shared):
+    from serve.pages.maximise_parts import setup_run
+
+    def setup(**cfg):
+        page = _page(shared)
+        page.cls.value = cfg.pop("cls", 0)
+        for name, value in cfg.items():
+            getattr(page, name).value = value
+        return setup_run(page.config(), predictor=shared.predictor, params=PARAMS, prior=None,
+                         layers=page.layers, session=page.session)
+
+    a, b = setup(cls=0), setup(cls=2)                   # two sessions, two classes
+    assert a[1] is b[1] and (a[4], b[4]) == (0, 2)      # one jitted step, own targets
+    assert setup(cls=0, lr=0.3)[1] is not a[1]          # other settings: another entry
+    init, step, x0, key, target = b
+    _, metrics = step(init(x0, key=key))
+    probs = np.asarray(jax.nn.softmax(shared.predictor.acts_fn(metrics["x"])[0]))
+    np.testing.assert_allclose(metrics["target_prob"], probs[:, 2], rtol=1e-5)
+
+
 def test_downloads_are_a_wav_and_a_pickle_free_npz(shared):
     page = _page(shared, steps=3, starts=2)
     page.cls.value = 2
