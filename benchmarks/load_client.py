@@ -161,9 +161,14 @@ def maximise(session, *, timeout: float) -> dict:
 
     doc, conn = session.document, session._connection
     tabs = next(m for m in doc.models if isinstance(m, Tabs))
-    run = next(m for m in doc.models if _has_class(m, RUN_CLASS))
-    step = next(m for m in doc.models if _has_class(m, STEP_CLASS))
     tabs.active = [t.title for t in tabs.tabs].index("Maximise")
+    # The server builds a tab's page when it is first shown: wait for its models to arrive.
+    find = lambda cls: next((m for m in doc.models if _has_class(m, cls)), None)
+    _wait_until(conn, lambda: find(RUN_CLASS) is not None and find(STEP_CLASS) is not None,
+                time.perf_counter() + timeout)
+    run, step = find(RUN_CLASS), find(STEP_CLASS)
+    if run is None or step is None:
+        raise TimeoutError(f"the Maximise page did not arrive within {timeout:g} s")
     t0 = time.perf_counter()
     doc.callbacks.send_event(ButtonClick(run))  # reaches the server as a PATCH-DOC event
     progress = lambda: STEP_RE.search(step.text or "")

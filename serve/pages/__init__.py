@@ -19,15 +19,26 @@ def build_pages(shared):
     classes = [("Inspect", InspectPage), ("Edit & compare", ComparePage),
                ("Explain", ExplainPage), ("Maximise", MaximisePage), ("Strips", StripsPage),
                ("Embeddings", EmbeddingsPage)]
-    pages = []
-    for name, cls in classes:
-        with session.tab(name):
-            pages.append((name, cls(session)))
-    session.activate(pages[0][0])
-    tabs = pn.Tabs(*[(name, page.view()) for name, page in pages], dynamic=False,
+    names = [name for name, _ in classes]
+    # Only the first tab is built when a session opens; the others on their first showing.
+    # Building all six took ~1 s of server time per new session, mostly for tabs never opened.
+    holders = {name: pn.Column(sizing_mode="stretch_width") for name in names}
+    pages = session.pages = {}
+
+    def ensure(name: str) -> None:
+        if name not in pages:
+            with session.tab(name):
+                pages[name] = dict(classes)[name](session)
+            holders[name].objects = [pages[name].view()]  # pages show a current clip at once
+
+    def show(name: str) -> None:
+        ensure(name)
+        session.activate(name)
+
+    show(names[0])
+    tabs = pn.Tabs(*[(name, holders[name]) for name in names], dynamic=False,
                    sizing_mode="stretch_width")
-    names = [name for name, _ in pages]
-    tabs.param.watch(lambda event: session.activate(names[event.new]), "active")
+    tabs.param.watch(lambda event: show(names[event.new]), "active")
     session.tab_switcher = lambda name: setattr(tabs, "active", names.index(name))
     template = pn.template.FastListTemplate(
         title="hearsight", sidebar=[session.sidebar()], main=[tabs],
