@@ -57,24 +57,24 @@ def numpy_pivot_mds(x: np.ndarray, *, idx: np.ndarray, dims: int = 2, chunk: int
                     plain: bool = False) -> np.ndarray:
     """The same PivotMDS in NumPy with the given pivot rows ``idx``, chunked.
 
-    ``plain=False`` uses the same arithmetic as the jit kernels (raw block into the matmul,
-    ``x·b − c·b``); ``plain=True`` is the textbook form that centres a copy of each block.
+    ``plain=True`` is the textbook form: squared distances ``||a||² + ||b||² − 2ab`` of a
+    centred copy of each block to the pivots, then double centring. ``plain=False`` uses the
+    engine's arithmetic: only the cross term ``−2 x·b`` (one matmul, one read of the block),
+    since double centring removes the row and column norm terms anyway.
     """
     n, k = x.shape[0], idx.size
     centre = x[:chunk].mean(axis=0, dtype=np.float64).astype(np.float32)
     b = x[idx] - centre
-    bb, cb = np.einsum("ij,ij->i", b, b), centre @ b.T
+    bb = np.einsum("ij,ij->i", b, b)
     d2 = np.empty((n, k), np.float32)
     for s in range(0, n, chunk):
         xb = x[s:s + chunk]
         if plain:
             a = xb - centre
-            aa, cross = np.einsum("ij,ij->i", a, a), a @ b.T
+            d2[s:s + chunk] = np.maximum(np.einsum("ij,ij->i", a, a)[:, None] + bb
+                                         - 2 * (a @ b.T), 0)
         else:
-            prod = xb @ np.c_[b.T, centre]  # one pass gives x·b and x·c
-            aa = np.einsum("ij,ij->i", xb, xb) - 2 * prod[:, -1] + centre @ centre
-            cross = prod[:, :-1] - cb
-        d2[s:s + chunk] = np.maximum(aa[:, None] + bb - 2 * cross, 0)
+            np.matmul(xb, -2 * b.T, out=d2[s:s + chunk])
     c = -0.5 * (d2 - d2.mean(axis=1, keepdims=True) - d2.mean(axis=0) + d2.mean())
     evals, evecs = np.linalg.eigh(c.T @ c)
     order = np.argsort(evals)[::-1][:dims]

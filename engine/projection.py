@@ -93,16 +93,26 @@ def _centre(x, chunk: int) -> jax.Array:
     return jax.device_put(np.asarray(x[:chunk], dtype=np.float64).mean(axis=0).astype(np.float32))
 
 
+@jax.jit
+def _cross_block(xb: jax.Array, b: jax.Array) -> jax.Array:
+    """``-2 x·b`` of a block against the centred pivots: one matmul, one read of the block."""
+    return -2.0 * (xb.astype(jnp.float32) @ b.T)
+
+
 def _random_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
+    """What PivotMDS needs of the squared distances to ``k`` random pivots, in one pass.
+
+    ``D²_ij = ||x_i - c||² + ||p_j - c||² - 2 (x_i - c)·(p_j - c)``; the double centring in
+    :func:`_pivot_layout` removes every term constant along a row or a column, so only the
+    cross term matters, and ``(x_i - c)·b_j = x_i·b_j - c·b_j`` differs from ``x_i·b_j`` by a
+    column constant too. Returning ``-2 x_i·b_j`` gives the same layout without the pass over
+    the data for the row norms (the centre ``c`` keeps the values small for float32).
+    """
     n = x.shape[0]
     idx = np.sort(np.asarray(jax.random.choice(key, n, (k,), replace=False)))
-    piv = jax.device_put(np.asarray(x[idx], dtype=np.float32))
-    centre = _centre(x, chunk)
-    blocks = []
-    for s in range(0, n, chunk):
-        xb = _block(x, s, chunk)
-        blocks.append(_sqdist_block(xb, _row_sqnorms(xb, centre), piv, centre))
-    return jnp.concatenate(blocks, axis=0)
+    b = jax.device_put(np.asarray(x[idx], dtype=np.float32)) - _centre(x, chunk)
+    return jnp.concatenate([_cross_block(_block(x, s, chunk), b) for s in range(0, n, chunk)],
+                           axis=0)
 
 
 def _maxmin_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
@@ -131,7 +141,8 @@ def _maxmin_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
 
 @partial(jax.jit, static_argnames=("dims",))
 def _pivot_layout(d2: jax.Array, *, dims: int) -> jax.Array:
-    """Layout from the (n, k) squared pivot distances (Brandes & Pich 2006, Sect. 4)."""
+    """Layout from the (n, k) squared pivot distances (Brandes & Pich 2006, Sect. 4), or from
+    any matrix equal to them up to terms constant along a row or a column."""
     c = -0.5 * (d2 - d2.mean(axis=1, keepdims=True) - d2.mean(axis=0, keepdims=True) + d2.mean())
     # Right singular vectors of C are the eigenvectors of the small k x k matrix C^T C, so the
     # SVD costs O(n k^2) and no n x n matrix is ever formed.

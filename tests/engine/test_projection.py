@@ -38,6 +38,14 @@ def test_all_points_as_pivots_is_classical_mds(pivots):
     np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
+def test_random_pivots_layout_ignores_a_large_offset():
+    # Only cross terms enter the random-pivot path; the centre keeps them small in float32.
+    x = np.random.default_rng(8).standard_normal((500, 6)).astype(np.float32)
+    base = np.asarray(pivot_mds(x, k=20, pivots="random", key=KEY))
+    shifted = np.asarray(pivot_mds(x + np.float32(50.0), k=20, pivots="random", key=KEY))
+    np.testing.assert_allclose(shifted, base, atol=2e-3 * np.abs(base).max())
+
+
 def test_classical_mds_of_points_in_plane_recovers_them():
     x, z = _plane(np.random.default_rng(1), 80, 10)
     y = jax.jit(classical_mds, static_argnames="dims")(x, dims=2)
