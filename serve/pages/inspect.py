@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import panel as pn
 
@@ -54,7 +56,17 @@ class InspectPage:
 
     # -- building ----------------------------------------------------------------------
     def _on_clip(self, clip) -> None:
+        from serve.jobs import session_runner
+
         a = self.session.analyse(clip.wave)
+        # Figures are changed in place, which a served page must do on the document's event
+        # loop: changes made from Panel's callback threads reach the browser only for the
+        # models Panel manages (header, panes), not for a figure's column data.
+        session_runner(self.session).push(partial(self._show_clip, clip, a))
+
+    def _show_clip(self, clip, a) -> None:
+        if self.session.clip is not clip:  # a newer clip came in meanwhile: it will be shown
+            return
         self.analysis = a
         top = self.session.predictor.labels[a.top]
         self.header.object = (f"### {clip.name} → **{top}** ({a.probs[a.top]:.1%})")
@@ -134,8 +146,10 @@ class InspectPage:
         return handler
 
     def _on_filter(self, event) -> None:
+        from serve.jobs import session_runner
+
         if event.new is not None and self.analysis is not None:
-            self._show_filter(*event.new)
+            session_runner(self.session).push(partial(self._show_filter, *event.new))
 
     def _show_filter(self, layer: str, channel: int) -> None:
         from viz.plots import spectrogram_plot

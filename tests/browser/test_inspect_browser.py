@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -59,6 +60,21 @@ def test_upload_shows_the_same_prediction_as_the_cli(page, ui, tiny_checkpoint, 
     # The header shows one decimal of a percentage: rounding moves it by at most 0.05.
     assert abs(percent - 100.0 * record["probability"]) <= 0.05 + 1e-9
     assert page.locator(".hs-alert").is_hidden()
+    # A second clip redraws the same figures in place: the bars the browser holds are the
+    # CLI's probabilities of the new clip, most likely first.
+    second = fsdd_dir / "2_nicolas_4.wav"
+    ui.upload(page, second)
+    top2, _ = ui.header_prediction(page, second.name)
+    probs = cli_prediction(tiny_checkpoint, second)["probs"]
+    want = sorted(probs, key=lambda c: -probs[c])
+    title, deadline = f"Class probabilities — top: {top2}", time.monotonic() + 60
+    while True:  # the data patch may land just after the header's
+        bars = ui.figure_columns(page, title, "label", "prob") or {"label": []}
+        if bars["label"] == want or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(250)
+    assert bars["label"] == want and top2 == want[0]
+    assert bars["prob"] == pytest.approx([probs[c] for c in want], abs=1e-5)
 
 
 @pytest.mark.browser
