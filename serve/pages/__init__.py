@@ -5,6 +5,11 @@ from __future__ import annotations
 
 def build_pages(shared):
     """The whole page of one session: header, sidebar (audio in), tabs."""
+    return build_session(shared)[1]
+
+
+def build_session(shared):
+    """``(session, template)``: a new session and its whole page."""
     import panel as pn
 
     from serve.pages.compare import ComparePage
@@ -43,4 +48,4 @@ def build_pages(shared):
     template = pn.template.FastListTemplate(
         title="hearsight", sidebar=[session.sidebar()], main=[tabs],
         header_background="#1f2937", accent_base_color="#0e7490", sidebar_width=320)
-    return template
+    return session, template

@@ -13,14 +13,9 @@ def shared(tiny_checkpoint):
 
 
 def test_pages_are_built_on_first_showing_and_show_the_current_clip(shared, fsdd_dir):
-    import gc
+    from serve.pages import build_session
 
-    from serve.pages import build_pages
-    from serve.session import Session
-
-    before = {id(o) for o in gc.get_objects() if isinstance(o, Session)}
-    build_pages(shared)
-    session = next(o for o in gc.get_objects() if isinstance(o, Session) and id(o) not in before)
+    session, _ = build_session(shared)
     assert list(session.pages) == ["Inspect"] and session.active_tab == "Inspect"
     assert session.load_bytes((fsdd_dir / "4_nicolas_2.wav").read_bytes(), "four.wav")
     session.show("Edit & compare")
