@@ -66,6 +66,7 @@ def numpy_pivot_mds(x: np.ndarray, *, idx: np.ndarray, dims: int = 2, chunk: int
     centre = x[:chunk].mean(axis=0, dtype=np.float64).astype(np.float32)
     b = x[idx] - centre
     bb = np.einsum("ij,ij->i", b, b)
+    bt = np.ascontiguousarray(-2 * b.T)  # contiguous, so matmul goes straight to BLAS
     d2 = np.empty((n, k), np.float32)
     for s in range(0, n, chunk):
         xb = x[s:s + chunk]
@@ -74,7 +75,7 @@ def numpy_pivot_mds(x: np.ndarray, *, idx: np.ndarray, dims: int = 2, chunk: int
             d2[s:s + chunk] = np.maximum(np.einsum("ij,ij->i", a, a)[:, None] + bb
                                          - 2 * (a @ b.T), 0)
         else:
-            np.matmul(xb, -2 * b.T, out=d2[s:s + chunk])
+            d2[s:s + chunk] = xb @ bt
     c = -0.5 * (d2 - d2.mean(axis=1, keepdims=True) - d2.mean(axis=0) + d2.mean())
     evals, evecs = np.linalg.eigh(c.T @ c)
     order = np.argsort(evals)[::-1][:dims]
