@@ -19,42 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from engine.principal_components import pca  # noqa: F401  (re-exported: project() dispatches to it)
+from engine.projection_blocks import (_block, _centre, _check_matrix, _sign_fix,  # noqa: F401
+                                      aligned_empty)
+
 PivotChoice = Literal["maxmin", "random"]
 MAX_MDS_POINTS = 20000
-
-
-def aligned_empty(shape: tuple[int, ...], dtype=np.float32, *, align: int = 64) -> np.ndarray:
-    """Uninitialised host array whose buffer starts on an ``align``-byte boundary.
-
-    XLA's CPU client aliases such buffers instead of copying them, which saves one full pass
-    over the data per chunk when streaming millions of rows.
-    """
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buf = np.empty(nbytes + align, dtype=np.uint8)
-    offset = (-buf.ctypes.data) % align
-    return buf[offset:offset + nbytes].view(dtype).reshape(shape)
-
-
-def _check_matrix(x, name: str = "x") -> tuple[int, int]:
-    shape = np.shape(x)
-    if len(shape) != 2 or shape[0] < 2 or shape[1] < 1:
-        raise ValueError(f"{name} must have shape (n, d) with n >= 2 and d >= 1, got {shape}")
-    return int(shape[0]), int(shape[1])
-
-
-def _block(x, start: int, chunk: int) -> jax.Array:
-    """Rows ``start:start+chunk`` of ``x`` on the device (zero-copy for aligned host arrays).
-
-    Only the last block is shorter, so each kernel compiles at most twice.
-    """
-    return jax.device_put(x[start:start + chunk])
-
-
-def _sign_fix(y: jax.Array) -> jax.Array:
-    """Make the largest-magnitude entry of every column positive (deterministic layouts)."""
-    idx = jnp.argmax(jnp.abs(y), axis=0)
-    signs = jnp.sign(y[idx, jnp.arange(y.shape[1])])
-    return y * jnp.where(signs == 0, 1.0, signs)
 
 
 @jax.jit
@@ -87,10 +57,6 @@ def _maxmin_block(xb: jax.Array, aa: jax.Array, p: jax.Array, centre: jax.Array,
     d2 = _sqdist_block(xb, aa, p[None, :], centre)[:, 0]
     mind = jnp.minimum(mind, d2)
     return d2, mind, jnp.argmax(mind), jnp.max(mind)
-
-
-def _centre(x, chunk: int) -> jax.Array:
-    return jax.device_put(np.asarray(x[:chunk], dtype=np.float64).mean(axis=0).astype(np.float32))
 
 
 @jax.jit
@@ -214,48 +180,6 @@ def _classical_mds(x: jax.Array, *, dims: int) -> jax.Array:
     evals, evecs = jnp.linalg.eigh(b)
     order = jnp.argsort(evals)[::-1][:dims]
     return _sign_fix(evecs[:, order] * jnp.sqrt(jnp.maximum(evals[order], 0.0)))
-
-
-@partial(jax.jit, static_argnames=("dims",))
-def _pca_small(x: jax.Array, *, dims: int) -> jax.Array:
-    xc = x - jnp.mean(x, axis=0)
-    u, s, _ = jnp.linalg.svd(xc, full_matrices=False)
-    return _sign_fix(u[:, :dims] * s[:dims])
-
-
-@jax.jit
-def _moments_block(xb: jax.Array, centre: jax.Array):
-    a = xb - centre
-    return jnp.sum(a, axis=0), a.T @ a
-
-
-def pca(x, *, dims: int = 2, chunk: int = 65536) -> jax.Array:
-    """Principal-component scores of ``(n, d)`` data: ``(n, dims)``, sign-fixed.
-
-    For ``n <= chunk`` the thin SVD of the centred data; otherwise the ``d x d`` covariance is
-    accumulated chunk-wise about a provisional centre (the first chunk's mean, which keeps the
-    float32 sums well conditioned) and the data projected on its top eigenvectors.
-
-    References:
-      Pearson (1901); Jolliffe (2002), Principal Component Analysis.
-    """
-    n, d = _check_matrix(x)
-    if not 1 <= dims <= min(n, d):
-        raise ValueError(f"need 1 <= dims <= min(n, d) = {min(n, d)}, got {dims}")
-    if n <= chunk:
-        xd = x if isinstance(x, jax.Array) else jax.device_put(np.asarray(x, np.float32))
-        return _pca_small(xd.astype(jnp.float32), dims=dims)
-    centre = _centre(x, chunk)
-    s1, s2 = jnp.zeros(d), jnp.zeros((d, d))
-    for s in range(0, n, chunk):
-        m1, m2 = _moments_block(_block(x, s, chunk), centre)
-        s1, s2 = s1 + m1, s2 + m2
-    mu = s1 / n
-    evals, evecs = jnp.linalg.eigh(s2 / n - jnp.outer(mu, mu))
-    v = evecs[:, jnp.argsort(evals)[::-1][:dims]]
-    shift = centre + mu
-    scores = [_block(x, s, chunk) @ v - shift @ v for s in range(0, n, chunk)]
-    return _sign_fix(jnp.concatenate(scores))
 
 
 Method = Literal["pivotmds", "pca", "mds", "umap", "tsne"]

@@ -1,0 +1,51 @@
+"""Row blocks of ``(n, d)`` data for the streamed projections (PivotMDS, PCA).
+
+A NumPy array may stay in host memory; each kernel gets one ``chunk`` of rows at a time. On
+the CPU backend a 64-byte aligned array (see :func:`aligned_empty`) reaches XLA without a copy.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def aligned_empty(shape: tuple[int, ...], dtype=np.float32, *, align: int = 64) -> np.ndarray:
+    """Uninitialised host array whose buffer starts on an ``align``-byte boundary.
+
+    XLA's CPU client aliases such buffers instead of copying them, which saves one full pass
+    over the data per chunk when streaming millions of rows.
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = np.empty(nbytes + align, dtype=np.uint8)
+    offset = (-buf.ctypes.data) % align
+    return buf[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
+def _check_matrix(x, name: str = "x") -> tuple[int, int]:
+    shape = np.shape(x)
+    if len(shape) != 2 or shape[0] < 2 or shape[1] < 1:
+        raise ValueError(f"{name} must have shape (n, d) with n >= 2 and d >= 1, got {shape}")
+    return int(shape[0]), int(shape[1])
+
+
+def _block(x, start: int, chunk: int) -> jax.Array:
+    """Rows ``start:start+chunk`` of ``x`` on the device (zero-copy for aligned host arrays).
+
+    Only the last block is shorter, so each kernel compiles at most twice.
+    """
+    return jax.device_put(x[start:start + chunk])
+
+
+def _sign_fix(y: jax.Array) -> jax.Array:
+    """Make the largest-magnitude entry of every column positive (deterministic layouts)."""
+    idx = jnp.argmax(jnp.abs(y), axis=0)
+    signs = jnp.sign(y[idx, jnp.arange(y.shape[1])])
+    return y * jnp.where(signs == 0, 1.0, signs)
+
+
+def _centre(x, chunk: int) -> jax.Array:
+    return jax.device_put(np.asarray(x[:chunk], dtype=np.float64).mean(axis=0).astype(np.float32))
+
+
