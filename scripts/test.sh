@@ -12,5 +12,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 python3 -m pip install -q -e ".[test]"
+export HEARSIGHT_REQUIRE_BROWSER=1  # chromium was installed above: browser tests must run
 export HEARSIGHT_HOME="${HEARSIGHT_HOME:-$(mktemp -d)}"
 python3 -m pytest "$@"
