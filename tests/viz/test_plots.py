@@ -41,6 +41,23 @@ def test_minmax_envelope_keeps_extremes_and_bounds_length():
     np.testing.assert_array_equal(idx_s, np.arange(50))
 
 
+def test_minmax_envelope_matches_a_loop_over_its_chunks():
+    # Brute force: chunks of ceil(n / (max_points // 2)) samples, each chunk's argmin and
+    # argmax in time order; the last chunk is shorter.
+    rng = np.random.default_rng(1)
+    for n, max_points in ((10_001, 400), (8000, 4000), (4001, 4000), (12_345, 7)):
+        wave = rng.normal(size=n)
+        size = -(-n // (max_points // 2))
+        want = []
+        for a in range(0, n, size):
+            block = wave[a:a + size]
+            want += sorted([a + int(np.argmin(block)), a + int(np.argmax(block))])
+        idx, values = minmax_envelope(wave, max_points=max_points)
+        np.testing.assert_array_equal(idx, want)
+        np.testing.assert_array_equal(values, wave[want])
+        assert len(idx) <= max_points
+
+
 def test_waveform_time_axis_in_seconds(tmp_path):
     sr = 8000
     wave = np.sin(2 * np.pi * 5 * np.arange(2 * sr) / sr).astype(np.float32)  # 2 s
