@@ -65,6 +65,27 @@ def tiny_checkpoint(folder: Path, corpus: str) -> Path:
     return save_checkpoint(Path(folder) / "ck", model, meta)
 
 
+def stop_server(proc) -> None:
+    """Stop the server and its worker processes (the workers outlive a killed parent)."""
+    import psutil
+
+    try:
+        workers = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        workers = []
+    proc.terminate()
+    for w in workers:
+        try:
+            w.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    psutil.wait_procs(workers, timeout=30)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,12 +100,13 @@ _NO_EXPLAIN = ("import sys; from serve.pages.explain import ExplainPage; "
 
 
 def start_server(model: Path, port: int, home: Path, *, timeout: float = 300.0,
-                 no_explain: bool = False):
+                 no_explain: bool = False, procs: int = 1):
     """``hearsight serve`` on 127.0.0.1:``port`` in a child process, once it accepts connections."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARSIGHT_HOME": str(home)}
     launch = ["-c", _NO_EXPLAIN] if no_explain else ["-m", "serve.cli"]
     proc = subprocess.Popen([sys.executable, *launch, "serve", "--model", str(model),
-                             "--port", str(port), "--address", "127.0.0.1"], cwd=ROOT, env=env,
+                             "--port", str(port), "--address", "127.0.0.1",
+                             "--procs", str(procs)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -98,13 +120,16 @@ def start_server(model: Path, port: int, home: Path, *, timeout: float = 300.0,
     raise RuntimeError("server did not start in time")
 
 
-def _run_threads(url: str, n: int, *, seed: int, join_s: float, **kwargs) -> list[dict]:
-    """``n`` client sessions in ``n`` threads (seeds ``seed + s``); their result dicts."""
+def _run_threads(url: str, n: int, *, seed: int, join_s: float, arrive_over: float = 0.0,
+                 **kwargs) -> list[dict]:
+    """``n`` client sessions in ``n`` threads (seeds ``seed + s``); their result dicts.
+    Session ``s`` connects ``s * arrive_over / n`` seconds after the first."""
     from load_client import run_session
 
     outs = [{} for _ in range(n)]
     threads = [threading.Thread(target=run_session, args=(url, outs[s]),
-                                kwargs={"seed": seed + s, **kwargs}, daemon=True)
+                                kwargs={"seed": seed + s, "delay": s * arrive_over / n, **kwargs},
+                                daemon=True)
                for s in range(n)]
     for t in threads:
         t.start()
@@ -114,23 +139,55 @@ def _run_threads(url: str, n: int, *, seed: int, join_s: float, **kwargs) -> lis
     return outs
 
 
-def _cpu_s(pid: int) -> tuple[float, float]:
-    """CPU seconds (user + system) used so far by the server ``pid`` and by this process."""
+def _tree(pid: int) -> list:
+    """The server process and its worker processes (``--procs``), as psutil processes."""
     import psutil
 
-    server, me = psutil.Process(pid).cpu_times(), os.times()
-    return server.user + server.system, me.user + me.system
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by the server ``pid`` (with its workers) and
+    by this process."""
+    import psutil
+
+    server = 0.0
+    for p in _tree(pid):
+        try:
+            t = p.cpu_times()
+            server += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    me = os.times()
+    return server, me.user + me.system
+
+
+def _rss_mib(pid: int) -> float:
+    """Resident memory of the server and its workers together (MiB)."""
+    import psutil
+
+    total = 0
+    for p in _tree(pid):
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
 
 
 def ramp_level(url: str, pid: int, n: int, *, interactions: int, timeout: float,
-               seed: int, maximisation: bool = True) -> dict:
+               seed: int, maximisation: bool = True, think: float = 0.0,
+               arrive_over: float = 0.0) -> dict:
     """N sessions at once, ``interactions`` each: latency percentiles, errors, held or not,
     and the CPU seconds the server and the clients (this process) spent on the level."""
     if not 1 <= n <= MAX_LEVEL_SESSIONS:
         raise ValueError(f"sessions per level must be 1..{MAX_LEVEL_SESSIONS}, got {n}")
     t0, cpu0 = time.time(), _cpu_s(pid)
-    outs = _run_threads(url, n, seed=seed, join_s=120 + (interactions + 1) * timeout,
-                        interactions=interactions, timeout=timeout, maximisation=maximisation)
+    outs = _run_threads(url, n, seed=seed, arrive_over=arrive_over,
+                        join_s=120 + arrive_over + (interactions + 1) * (timeout + 4 * think),
+                        interactions=interactions, timeout=timeout, maximisation=maximisation,
+                        think=think)
     cpu = [round(b - a, 1) for a, b in zip(cpu0, _cpu_s(pid))]
     lats = np.array([x for o in outs for x in o.get("latencies", [])])
     errors = [o["error"] for o in outs if "error" in o]
@@ -155,19 +212,17 @@ def _maximise_summary(outs: list[dict]) -> dict:
 def soak(url: str, pid: int, *, sessions: int, seconds: float, every: float, timeout: float,
          seed: int) -> dict:
     """``sessions`` sessions looping for ``seconds`` while the server's RSS is sampled (MiB)."""
-    import psutil
-
-    proc, t0 = psutil.Process(pid), time.time()
+    t0 = time.time()
     until, outs, samples = t0 + seconds, [], []
     runner = threading.Thread(target=lambda: outs.extend(_run_threads(
         url, sessions, seed=seed, join_s=seconds + timeout + 60, interactions=0,
         timeout=timeout, until=until)), daemon=True)
     runner.start()
     while time.time() < until:
-        samples.append([round(time.time() - t0, 1), proc.memory_info().rss / 2**20])
+        samples.append([round(time.time() - t0, 1), _rss_mib(pid)])
         time.sleep(every)
     runner.join(timeout + 90)
-    samples.append([round(time.time() - t0, 1), proc.memory_info().rss / 2**20])
+    samples.append([round(time.time() - t0, 1), _rss_mib(pid)])
     lats = np.array([x for o in outs for x in o.get("latencies", [])])
     return {"sessions": sessions, "seconds": seconds, "interactions": int(lats.size),
             "p95_s": float(np.percentile(lats, 95)) if lats.size else None,
@@ -240,11 +295,18 @@ def _parse(argv) -> argparse.Namespace:
                    help="diagnostic: serve with the Explain page's per-clip computation off")
     p.add_argument("--maximise", action="store_true",
                    help="also run one maximisation per session (see the module docstring)")
+    p.add_argument("--think", type=float, default=0.0,
+                   help="mean pause (s) before each pick, exponential; 0: back to back")
+    p.add_argument("--arrive-over", type=float, default=0.0,
+                   help="spread the sessions' connections evenly over this many seconds")
+    p.add_argument("--procs", type=int, default=1, help="server processes (serve --procs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     if not 1 <= args.interactions <= 100 or not 1.0 <= args.timeout <= 600:
         p.error("--interactions must be 1..100 and --timeout 1..600 s")
+    if not 0 <= args.think <= 60 or not 0 <= args.arrive_over <= 300 or not 1 <= args.procs <= 16:
+        p.error("--think must be 0..60 s, --arrive-over 0..300 s and --procs 1..16")
     args.soak_seconds = min(max(args.soak_seconds, 0.0), MAX_SOAK_S)
     return args
 
@@ -262,7 +324,8 @@ def _measure(args, url: str, pid: int) -> tuple[list, dict | None]:
             continue
         levels.append(ramp_level(url, pid, n, interactions=args.interactions,
                                  timeout=args.timeout, seed=args.seed + 1000 * n,
-                                 maximisation=args.maximise))
+                                 maximisation=args.maximise, think=args.think,
+                                 arrive_over=args.arrive_over))
         r = levels[-1]
         print(f"N={n:3d}: p50 {r['p50_s']:.3f} s, p95 {r['p95_s']:.3f} s, errors {r['errors']}, "
               f"held {r['held']} ({r['wall_s']} s; CPU s server {r['server_cpu_s']}, "
@@ -282,21 +345,18 @@ def main(argv=None) -> dict:
         port = _free_port()
         url, t0 = f"http://127.0.0.1:{port}/", time.time()
         server = start_server(model, port, Path(tmp) / "home",
-                              no_explain=args.no_explain_autostart)
+                              no_explain=args.no_explain_autostart, procs=args.procs)
         try:
             print(f"server up in {time.time() - t0:.1f} s at {url}", flush=True)
             levels, soaked = _measure(args, url, server.pid)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
     held = max((r["sessions"] for r in levels if r.get("held")), default=0)
     result = {"url": url, "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
               "interaction": "pick another corpus item (Select .hs-item) -> new Inspect header",
               "levels": levels, "sessions_held_p95_le_1s": held, "soak": soaked,
               "explain_autostart": not args.no_explain_autostart,
+              "think_s": args.think, "arrive_over_s": args.arrive_over, "procs": args.procs,
               "maximisation": ("one per session after its picks (Maximise tab, Run, defaults)"
                                if args.maximise else "not driven (run with --maximise)")}
     _print_table(levels)

@@ -214,13 +214,20 @@ def maximise(session, *, timeout: float) -> dict:
 
 
 def run_session(url: str, out: dict, *, interactions: int, timeout: float, seed: int,
-                until: float | None = None, maximisation: bool = False) -> None:
-    """One client session: connect, then ``interactions`` picks (or loop until ``until``),
-    then (``maximisation``) one short maximisation."""
+                until: float | None = None, maximisation: bool = False, delay: float = 0.0,
+                think: float = 0.0) -> None:
+    """One client session: wait ``delay`` s, connect, then ``interactions`` picks (or loop
+    until ``until``), then (``maximisation``) one short maximisation.
+
+    ``think`` > 0 puts a pause before each pick, drawn from an exponential distribution with
+    that mean (capped at 4× the mean), as a person looking at the result would; the session
+    keeps reading the server's messages meanwhile. 0 picks back to back.
+    """
     from bokeh.client import pull_session
 
     rng = np.random.default_rng(seed)
     try:
+        time.sleep(max(0.0, delay))
         t0 = time.perf_counter()
         with pull_session(url=url) as session:
             out["connect_s"] = time.perf_counter() - t0
@@ -229,6 +236,9 @@ def run_session(url: str, out: dict, *, interactions: int, timeout: float, seed:
             while i < interactions if until is None else time.time() < until:
                 choices = [v for v in values if v[0] != picker.value]
                 value, name = choices[int(rng.integers(len(choices)))]
+                if think > 0:
+                    pause = min(float(rng.exponential(think)), 4 * think)
+                    _wait_until(session._connection, lambda: False, time.perf_counter() + pause)
                 out.setdefault("latencies", []).append(
                     interact(session, picker, header, value, name, timeout=timeout))
                 i += 1

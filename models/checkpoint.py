@@ -226,7 +226,7 @@ def save_checkpoint(directory: str | Path, model: nnx.Module, metadata: dict) ->
     return directory
 
 
-def _read_metadata(directory: Path) -> dict:
+def read_metadata(directory: Path) -> dict:
     path = directory / "metadata.json"
     if not path.is_file():
         raise _fail("metadata.json is missing (incomplete or foreign folder)", directory)
@@ -284,7 +284,7 @@ def load_checkpoint(directory: str | Path) -> tuple[nnx.Module, dict]:
     directory = Path(directory).absolute()
     if not directory.is_dir():
         raise _fail("no such checkpoint folder", directory)
-    meta = _read_metadata(directory)
+    meta = read_metadata(directory)
     validate_metadata(meta, directory)
     arch, kw = meta["arch"], meta["arch_kwargs"]
     state_dir = directory / "state"

@@ -76,6 +76,45 @@ def build_session(shared: Shared):
     return build_pages(shared)
 
 
+class PerProcess:
+    """A :class:`Shared` made on first use in the process that uses it.
+
+    With ``--procs N`` the server forks N workers after binding the port; a JAX runtime must
+    not cross a fork (its thread pools stay behind), so each worker loads and compiles the
+    model itself when its first session opens.
+    """
+
+    def __init__(self, *args, **kwargs):
+        import threading
+
+        self._args, self._kwargs, self._lock = args, kwargs, threading.Lock()
+        self._pid, self._shared = None, None
+
+    def get(self) -> Shared:
+        with self._lock:
+            if self._shared is None or self._pid != os.getpid():
+                self._shared, self._pid = Shared(*self._args, **self._kwargs), os.getpid()
+            return self._shared
+
+
+def _jax_started() -> bool:
+    """Whether this process already holds a JAX runtime (e.g. it just trained the model)."""
+    try:
+        from jax._src import xla_bridge
+    except ImportError:  # pragma: no cover - jax is a dependency
+        return False
+    check = getattr(xla_bridge, "backends_are_initialized", None)
+    return bool(check()) if check else bool(getattr(xla_bridge, "_backends", None))
+
+
+def restart_clean(argv=None) -> None:  # pragma: no cover - replaces the process
+    """Run this command again in a fresh process (same arguments), so no JAX runtime is forked."""
+    import sys
+
+    os.execv(sys.executable, [sys.executable, "-m", "serve.cli",
+                              *(sys.argv[1:] if argv is None else argv)])
+
+
 def check_bind(address: str, allow_websocket_origin: list[str]) -> None:
     """Refuse to listen beyond loopback unless the allowed websocket origins are named."""
     if address in LOOPBACK:
@@ -129,20 +168,39 @@ def auth_kwargs(basic_auth: str | None, oauth_provider: str | None,
 def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
           allow_websocket_origin: list[str] | None = None, basic_auth: str | None = None,
           show: bool = False, start: bool = True, separate=None, prior=None, projection=None,
-          oauth_provider: str | None = None, oauth_redirect_uri: str | None = None):
-    """Start the server (blocking when ``start``); returns the bokeh ``Server``."""
+          oauth_provider: str | None = None, oauth_redirect_uri: str | None = None,
+          procs: int = 1):
+    """Start the server (blocking when ``start``); returns the bokeh ``Server``.
+
+    ``procs`` > 1 forks that many worker processes sharing the port (Bokeh's ``num_procs``);
+    each serves whole sessions with its own copy of the model, so a session's Python work
+    (building and patching its page) no longer waits on one interpreter lock.
+    """
     origins = list(allow_websocket_origin or [])
     check_bind(address, origins)
+    if not 1 <= int(procs) <= 64:
+        raise ValueError(f"--procs must be 1..64, got {procs}")
     limits = Limits.from_env()  # a bad HEARSIGHT_* value fails before the model loads
     kwargs = auth_kwargs(basic_auth, oauth_provider, oauth_redirect_uri)
-    shared = Shared(model_dir, limits, separate=separate, prior=prior, projection=projection)
+    options = dict(separate=separate, prior=prior, projection=projection)
+    if procs > 1:
+        from models.checkpoint import read_metadata, validate_metadata
+
+        meta = read_metadata(Path(model_dir))  # a bad folder fails now, before forking
+        validate_metadata(meta, model_dir)
+        arch = meta["arch"]
+        lazy = PerProcess(model_dir, limits, **options)
+        app = lambda: build_session(lazy.get())  # noqa: E731
+    else:
+        shared = Shared(model_dir, limits, **options)
+        arch, app = shared.predictor.arch, (lambda: build_session(shared))
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
     pn.config.nthreads = THREADS
     if not origins:
         origins = [f"{h}:{port}" for h in ("localhost", "127.0.0.1")]
-    print(f"hearsight: serving {shared.predictor.arch} from {model_dir} "
-          f"at http://{address}:{port}/", flush=True)
-    return pn.serve({"/": lambda: build_session(shared)}, port=port, address=address,
+    print(f"hearsight: serving {arch} from {model_dir} at http://{address}:{port}/"
+          + (f" ({procs} processes)" if procs > 1 else ""), flush=True)
+    return pn.serve({"/": app}, port=port, address=address,
                     websocket_origin=origins, show=show, start=start, title="hearsight",
-                    websocket_max_message_size=shared.limits.websocket_bytes,
-                    threaded=False, **kwargs)
+                    websocket_max_message_size=limits.websocket_bytes,
+                    threaded=False, **({"num_procs": procs} if procs > 1 else {}), **kwargs)

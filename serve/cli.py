@@ -73,6 +73,9 @@ def _io_parsers(sub) -> None:
     s = sub.add_parser("serve", help="start the interactive server")
     s.add_argument("--model", default=None, help="checkpoint folder (default: train/cached default)")
     s.add_argument("--port", type=int, default=5006)
+    s.add_argument("--procs", type=int, default=1,
+                   help="worker processes sharing the port (each loads the model; at most "
+                        "the number of CPU cores is useful)")
     s.add_argument("--address", default="127.0.0.1",
                    help="bind address (default loopback; another needs --allow-websocket-origin)")
     s.add_argument("--allow-websocket-origin", action="append", default=[])

@@ -171,12 +171,18 @@ def cmd_serve(args):
 
     model_dir = Path(args.model) if args.model else ensure_default_model(
         budget_s=args.default_budget)
+    procs = getattr(args, "procs", 1)
+    if procs > 1:
+        from serve.app import _jax_started, restart_clean
+
+        if _jax_started():  # it just trained the default model: start over without JAX
+            restart_clean()
     return serve(model_dir, port=args.port, address=args.address,
                  allow_websocket_origin=args.allow_websocket_origin,
                  basic_auth=args.basic_auth, show=args.show, separate=args.separate,
                  prior=args.prior, projection=args.projection,
                  oauth_provider=getattr(args, "oauth_provider", None),
-                 oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None))
+                 oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None), procs=procs)
 
 
 def add_analysis_parsers(sub) -> None:
