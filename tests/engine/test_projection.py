@@ -38,6 +38,18 @@ def test_all_points_as_pivots_is_classical_mds(pivots):
     np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
+def test_host_and_device_random_pivot_paths_agree():
+    # NumPy-array input on the CPU backend takes the BLAS path; a jax.Array the jit kernels.
+    # The same pivots (same key) must give the same layout, chunked unevenly on purpose.
+    x = np.random.default_rng(9).standard_normal((1003, 12)).astype(np.float32)
+    host = np.asarray(pivot_mds(x, k=15, pivots="random", key=KEY, chunk=256))
+    device = np.asarray(pivot_mds(jax.device_put(x), k=15, pivots="random", key=KEY, chunk=256))
+    np.testing.assert_allclose(host, device, atol=1e-4 * np.abs(device).max())
+    b = x[:15] - x[:256].mean(axis=0)
+    np.testing.assert_allclose(projection._cross_host(x, b, 100), -2.0 * x @ b.T,
+                               rtol=1e-5, atol=1e-4)
+
+
 def test_random_pivots_layout_ignores_a_large_offset():
     # Only cross terms enter the random-pivot path; the centre keeps them small in float32.
     x = np.random.default_rng(8).standard_normal((500, 6)).astype(np.float32)
