@@ -15,8 +15,8 @@ to the header patch arriving. A level is *held* when every interaction succeeded
 
 Then a bounded soak (``--soak-seconds``, at most 300): ``--soak-sessions`` sessions interact in
 a loop while the server's resident memory (psutil) is sampled every ``--sample-every`` s.
-Prints a table, writes ``benchmarks/results/load.json`` and ``benchmarks/results/load_soak.png``
-(Pillow). Every loop is bounded in count and time; the server is stopped at the end.
+Prints a table, writes ``benchmarks/results/NAME.json`` and ``NAME_soak.png`` (Pillow;
+``--name``, default ``load``). Every loop is bounded in count and time; the server is stopped at the end.
 
 Why the corpus picker and not the upload: Panel >= 1.5 sends a ``FileInput``'s bytes in chunks
 over its own messages, so setting the bokeh model's ``value`` from a client never reaches the
@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,77 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # run as a script from anywhere
 FSDD_DIR = ROOT.parent / "shared" / "data" / "fsdd"
+
+from load_server import (_cpu_s, _free_port, _rss_mib, start_server,  # noqa: E402
+                         stop_server, tiny_checkpoint)
 MAX_SOAK_S, MAX_LEVEL_SESSIONS = 300.0, 64
-
-
-def tiny_checkpoint(folder: Path, corpus: str) -> Path:
-    """A randomly initialised (seed 0) ``ddevis_cnn`` over 10 digits whose corpus is ``corpus``."""
-    from data.features import ddevis_stft
-    from models.checkpoint import save_checkpoint
-    from models.registry import build_model
-
-    params = ddevis_stft()
-    model = build_model("ddevis_cnn", n_classes=10, input_shape=params.shape, seed=0)
-    model.eval()
-    meta = {"arch": "ddevis_cnn", "arch_kwargs": {"n_classes": 10, "input_shape": list(params.shape)},
-            "labels": [str(d) for d in range(10)], "features": params.to_dict(),
-            "corpus": corpus, "split": {}, "metrics": {"note": "untrained"}}
-    return save_checkpoint(Path(folder) / "ck", model, meta)
-
-
-def stop_server(proc) -> None:
-    """Stop the server and its worker processes (the workers outlive a killed parent)."""
-    import psutil
-
-    try:
-        workers = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        workers = []
-    proc.terminate()
-    for w in workers:
-        try:
-            w.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    psutil.wait_procs(workers, timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# Diagnostic only (--no-explain-autostart): the same server with the Explain page's eager
-# per-clip computation switched off, to separate the Inspect path from that background work.
-_NO_EXPLAIN = ("import sys; from serve.pages.explain import ExplainPage; "
-               "ExplainPage.start = lambda self: None; from serve.cli import main; "
-               "sys.exit(main(sys.argv[1:]))")
-
-
-def start_server(model: Path, port: int, home: Path, *, timeout: float = 300.0,
-                 no_explain: bool = False, procs: int = 1):
-    """``hearsight serve`` on 127.0.0.1:``port`` in a child process, once it accepts connections."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARSIGHT_HOME": str(home)}
-    launch = ["-c", _NO_EXPLAIN] if no_explain else ["-m", "serve.cli"]
-    proc = subprocess.Popen([sys.executable, *launch, "serve", "--model", str(model),
-                             "--port", str(port), "--address", "127.0.0.1",
-                             "--procs", str(procs)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("server did not start in time")
 
 
 def _run_threads(url: str, n: int, *, seed: int, join_s: float, arrive_over: float = 0.0,
@@ -137,43 +68,6 @@ def _run_threads(url: str, n: int, *, seed: int, join_s: float, arrive_over: flo
     for t in threads:
         t.join(max(0.0, deadline - time.time()))
     return outs
-
-
-def _tree(pid: int) -> list:
-    """The server process and its worker processes (``--procs``), as psutil processes."""
-    import psutil
-
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
-
-
-def _cpu_s(pid: int) -> tuple[float, float]:
-    """CPU seconds (user + system) used so far by the server ``pid`` (with its workers) and
-    by this process."""
-    import psutil
-
-    server = 0.0
-    for p in _tree(pid):
-        try:
-            t = p.cpu_times()
-            server += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    me = os.times()
-    return server, me.user + me.system
-
-
-def _rss_mib(pid: int) -> float:
-    """Resident memory of the server and its workers together (MiB)."""
-    import psutil
-
-    total = 0
-    for p in _tree(pid):
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 2**20
 
 
 def ramp_level(url: str, pid: int, n: int, *, interactions: int, timeout: float,
@@ -302,6 +196,7 @@ def _parse(argv) -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=1, help="server processes (serve --procs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--name", default="load", help="result files NAME.json, NAME_soak.png")
     args = p.parse_args(argv)
     if not 1 <= args.interactions <= 100 or not 1.0 <= args.timeout <= 600:
         p.error("--interactions must be 1..100 and --timeout 1..600 s")
@@ -361,12 +256,12 @@ def main(argv=None) -> dict:
                                if args.maximise else "not driven (run with --maximise)")}
     _print_table(levels)
     print(f"sessions held with p95 <= 1 s: {held}")
-    _write(result, Path(args.out))
+    _write(result, Path(args.out), args.name)
     return result
 
 
-def _write(result: dict, out: Path) -> None:
-    """``load.json`` and, after a soak, ``load_soak.png`` (with the RSS summary printed)."""
+def _write(result: dict, out: Path, name: str = "load") -> None:
+    """``NAME.json`` and, after a soak, ``NAME_soak.png`` (with the RSS summary printed)."""
     out.mkdir(parents=True, exist_ok=True)
     soaked = result["soak"]
     if soaked and soaked["rss_mib"]:
@@ -375,12 +270,12 @@ def _write(result: dict, out: Path) -> None:
               f"{soaked['seconds']:.0f} s, errors {len(soaked['errors'])}; RSS {s['start']:.0f} MiB "
               f"start, {s['after_warmup']:.0f} after warm-up, {s['end']:.0f} at the end, "
               f"max {s['max']:.0f}")
-        soak_png(soaked["rss_mib"], out / "load_soak.png", title=(
+        soak_png(soaked["rss_mib"], out / f"{name}_soak.png", title=(
             f"hearsight server RSS (MiB), {soaked['sessions']} sessions looping, "
             f"{soaked['interactions']} interactions"))
-        print(f"wrote {out / 'load_soak.png'}")
-    (out / "load.json").write_text(json.dumps(result, indent=1))
-    print(f"wrote {out / 'load.json'}")
+        print(f"wrote {out / f'{name}_soak.png'}")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    print(f"wrote {out / f'{name}.json'}")
 
 
 if __name__ == "__main__":
