@@ -22,10 +22,13 @@ Why the corpus picker and not the upload: Panel >= 1.5 sends a ``FileInput``'s b
 over its own messages, so setting the bokeh model's ``value`` from a client never reaches the
 server's upload handler. With ``--maximise``, after its picks each session opens the Maximise
 tab and runs one short maximisation (the page's defaults: 20 steps × 8 starts), and its times
-to the first and the last step are reported next to the level's latencies. Known limit: since
-pages are built when first shown, the Maximise page reaches a browser but not bokeh's Python
-client (it cannot parse the patch Panel sends for the new page), so ``--maximise`` times out
-against the current app; it worked while every page was built at connect.
+to the first and the last step are reported next to the level's latencies. Such a session
+opens with ``?tab=maximise`` (the page built at connect, then Inspect brought to the front for
+the picks): bokeh's Python client cannot read the patch Panel sends for a page built later.
+
+``--think S`` pauses before each pick (exponential, mean S, as a person looking at the result);
+``--arrive-over S`` spreads the sessions' connections over S seconds; ``--procs N`` serves with
+``hearsight serve --procs N``; server CPU and memory include the worker processes.
 """
 
 from __future__ import annotations

@@ -8,8 +8,22 @@ def build_pages(shared):
     return build_session(shared)[1]
 
 
-def build_session(shared):
-    """``(session, template)``: a new session and its whole page."""
+def tab_from_args(args: dict, names: list[str]) -> str | None:
+    """The tab a link asks for (``?tab=maximise``, ``?tab=edit-compare``), or None.
+
+    ``args`` is Panel's ``session_args`` (values are lists of bytes). Names match without
+    case, spaces or punctuation; anything else is ignored (the page opens on Inspect).
+    """
+    raw = (args or {}).get("tab") or [b""]
+    value = raw[0].decode("utf-8", "replace") if isinstance(raw[0], bytes) else str(raw[0])
+    key = "".join(ch for ch in value.lower() if ch.isalnum())[:40]
+    return next((n for n in names if "".join(ch for ch in n.lower() if ch.isalnum()) == key),
+                None)
+
+
+def build_session(shared, tab: str | None = None):
+    """``(session, template)``: a new session and its whole page, opened on Inspect or, when
+    given (or named by the link's ``?tab=``), on ``tab``."""
     import panel as pn
 
     from serve.pages.compare import ComparePage
@@ -41,8 +55,11 @@ def build_session(shared):
         session.activate(name)
 
     show(names[0])
+    wanted = tab if tab in names else tab_from_args(pn.state.session_args, names)
+    if wanted and wanted != names[0]:
+        show(wanted)
     tabs = pn.Tabs(*[(name, holders[name]) for name in names], dynamic=False,
-                   sizing_mode="stretch_width")
+                   active=names.index(wanted or names[0]), sizing_mode="stretch_width")
     tabs.param.watch(lambda event: show(names[event.new]), "active")
     session.tab_switcher = lambda name: setattr(tabs, "active", names.index(name))
     template = pn.template.FastListTemplate(

@@ -25,3 +25,17 @@ def test_pages_are_built_on_first_showing_and_show_the_current_clip(shared, fsdd
     session.show("Inspect")
     session.show("Edit & compare")                       # shown again: not rebuilt
     assert session.pages["Edit & compare"] is compare
+
+
+def test_a_link_can_open_another_tab(shared):
+    from serve.pages import build_session, tab_from_args
+
+    names = ["Inspect", "Edit & compare", "Maximise"]
+    assert tab_from_args({"tab": [b"maximise"]}, names) == "Maximise"
+    assert tab_from_args({"tab": [b"Edit-Compare"]}, names) == "Edit & compare"
+    assert tab_from_args({"tab": [b"../etc"]}, names) is None
+    assert tab_from_args({"tab": [b"\xff\xfe"]}, names) is None
+    assert tab_from_args({}, names) is None
+    session, _ = build_session(shared, tab="Maximise")
+    # Inspect is built too (it is the first tab), and the asked-for page is in front.
+    assert list(session.pages) == ["Inspect", "Maximise"] and session.active_tab == "Maximise"
