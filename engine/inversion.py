@@ -239,8 +239,15 @@ def spectrogram_to_audio(spec: jax.Array, params: FeatureParams, *, n_iter: int 
     return _spectrogram_to_audio_jit(spec, key, params, _n_iter(n_iter))
 
 
-def _sonify_one(fmap, key, params: FeatureParams, n_iter: int) -> jax.Array:
-    grid = jax.image.resize(fmap.astype(jnp.float32), params.shape, method="linear")
+@partial(jax.jit, static_argnames=("shape",))
+def _resize_batch(fmaps, shape: tuple[int, int]) -> jax.Array:
+    """Every ``(h, w)`` map resized (linear) to ``shape``; compiled per map shape, cheaply, so
+    the Griffin-Lim kernel below compiles once for every layer."""
+    return jax.vmap(lambda f: jax.image.resize(f.astype(jnp.float32), shape, method="linear"))(
+        fmaps)
+
+
+def _sonify_one(grid, key, params: FeatureParams, n_iter: int) -> jax.Array:
     lo, hi = jnp.min(grid), jnp.max(grid)
     # Min-max scale to [0, 1]. A constant map (a dead filter) scales to 0, i.e. silence; the
     # relative tolerance keeps resampling round-off of a constant from being blown up to noise.
@@ -252,8 +259,12 @@ def _sonify_one(fmap, key, params: FeatureParams, n_iter: int) -> jax.Array:
 
 
 @partial(jax.jit, static_argnames=("params",))
-def _sonify_batch_jit(fmaps, keys, params: FeatureParams, n_iter: int) -> jax.Array:
-    return jax.vmap(lambda f, k: _sonify_one(f, k, params, n_iter))(fmaps, keys)
+def _sonify_grids_jit(grids, keys, params: FeatureParams, n_iter: int) -> jax.Array:
+    return jax.vmap(lambda f, k: _sonify_one(f, k, params, n_iter))(grids, keys)
+
+
+def _sonify_batch(fmaps, keys, params: FeatureParams, n_iter: int) -> jax.Array:
+    return _sonify_grids_jit(_resize_batch(fmaps, tuple(params.shape)), keys, params, n_iter)
 
 
 def sonify_feature_map(fmap: jax.Array, params: FeatureParams, *, n_iter: int = 32,
@@ -280,7 +291,7 @@ def sonify_feature_map(fmap: jax.Array, params: FeatureParams, *, n_iter: int = 
         raise ValueError(f"sonify_feature_map takes one (h, w) map, got {fmap.shape}; "
                          "use sonify_feature_maps for a layer")
     _check_finite(fmap, "feature map")
-    return _sonify_batch_jit(fmap[None], jnp.stack([key]), params, _n_iter(n_iter))[0]
+    return _sonify_batch(fmap[None], jnp.stack([key]), params, _n_iter(n_iter))[0]
 
 
 def sonify_feature_maps(fmaps: jax.Array, params: FeatureParams, *, n_iter: int = 32,
@@ -295,7 +306,7 @@ def sonify_feature_maps(fmaps: jax.Array, params: FeatureParams, *, n_iter: int 
         raise ValueError(f"sonify_feature_maps takes (n, h, w) maps, got {fmaps.shape}; "
                          "for channels-last activations pass jnp.moveaxis(act, -1, 0)")
     _check_finite(fmaps, "feature maps")
-    return _sonify_batch_jit(fmaps, jax.random.split(key, fmaps.shape[0]), params,
+    return _sonify_batch(fmaps, jax.random.split(key, fmaps.shape[0]), params,
                              _n_iter(n_iter))
 
 
