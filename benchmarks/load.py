@@ -107,13 +107,13 @@ def _maximise_summary(outs: list[dict]) -> dict:
 
 
 def soak(url: str, pid: int, *, sessions: int, seconds: float, every: float, timeout: float,
-         seed: int) -> dict:
+         seed: int, think: float = 0.0) -> dict:
     """``sessions`` sessions looping for ``seconds`` while the server's RSS is sampled (MiB)."""
     t0 = time.time()
     until, outs, samples = t0 + seconds, [], []
     runner = threading.Thread(target=lambda: outs.extend(_run_threads(
         url, sessions, seed=seed, join_s=seconds + timeout + 60, interactions=0,
-        timeout=timeout, until=until)), daemon=True)
+        timeout=timeout, until=until, think=think)), daemon=True)
     runner.start()
     while time.time() < until:
         samples.append([round(time.time() - t0, 1), _rss_mib(pid)])
@@ -231,7 +231,8 @@ def _measure(args, url: str, pid: int) -> tuple[list, dict | None]:
     soaked = None
     if args.soak_seconds > 0:
         soaked = soak(url, pid, sessions=args.soak_sessions, seconds=args.soak_seconds,
-                      every=args.sample_every, timeout=args.timeout, seed=args.seed + 99)
+                      every=args.sample_every, timeout=args.timeout, seed=args.seed + 99,
+                      think=args.think)
     return levels, soaked
 
 
