@@ -253,8 +253,10 @@ def run_session(url: str, out: dict, *, interactions: int, timeout: float, seed:
                 choices = [v for v in values if v[0] != picker.value]
                 value, name = choices[int(rng.integers(len(choices)))]
                 if think > 0:
-                    pause = min(float(rng.exponential(think)), 4 * think)
-                    _wait_until(session._connection, lambda: False, time.perf_counter() + pause)
+                    end = time.perf_counter() + min(float(rng.exponential(think)), 4 * think)
+                    # Ends through its predicate (checked on each ping reply): stopping the
+                    # loop at the deadline instead drops the connection.
+                    _wait_until(session._connection, lambda: time.perf_counter() >= end, end + 5)
                 out.setdefault("latencies", []).append(
                     interact(session, picker, header, value, name, timeout=timeout))
                 i += 1
