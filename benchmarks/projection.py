@@ -34,7 +34,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from engine import metrics  # noqa: E402
-from engine.projection import aligned_empty, pivot_mds, project  # noqa: E402
+from engine.projection import aligned_empty, pivot_mds, project, random_pivots  # noqa: E402
 
 CHUNK = 65536
 
@@ -100,8 +100,8 @@ def scale_part(n: int, d: int, *, k: int, repeats: int) -> dict:
     jfn = lambda: pivot_mds(x, k=k, pivots="random", key=key, chunk=CHUNK)
     first, _, _ = timed(jfn, 1)
     jmed, jtimes, yj = timed(jfn, repeats)
-    # The same pivots as the jit run (engine draws them with jax.random.choice from the key).
-    idx = np.sort(np.asarray(jax.random.choice(key, n, (k,), replace=False)))
+    # The same pivots as the engine's run (drawn from the same key).
+    idx = random_pivots(key, n, k)
     nmed, ntimes, yn = timed(lambda: numpy_pivot_mds(x, idx=idx), repeats)
     pmed, ptimes, _ = timed(lambda: numpy_pivot_mds(x, idx=idx, plain=True), repeats)
     mm, _, ym = timed(lambda: pivot_mds(x, k=k, pivots="maxmin", key=key, chunk=CHUNK), 1)

@@ -65,6 +65,17 @@ def _cross_block(xb: jax.Array, b: jax.Array) -> jax.Array:
     return -2.0 * (xb.astype(jnp.float32) @ b.T)
 
 
+def random_pivots(key: jax.Array, n: int, k: int) -> np.ndarray:
+    """``k`` distinct row indices in ``0..n-1``, sorted, uniformly at random from ``key``.
+
+    The indices of the ``k`` largest of ``n`` i.i.d. uniforms: a uniform ``k``-subset in one
+    O(n) pass (``jax.random.choice(replace=False)`` permutes all ``n``: 0.5 s at n = 1M).
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
+    return np.sort(np.asarray(jax.lax.top_k(jax.random.uniform(key, (n,)), k)[1]))
+
+
 def _random_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
     """What PivotMDS needs of the squared distances to ``k`` random pivots, in one pass.
 
@@ -75,7 +86,7 @@ def _random_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
     the data for the row norms (the centre ``c`` keeps the values small for float32).
     """
     n = x.shape[0]
-    idx = np.sort(np.asarray(jax.random.choice(key, n, (k,), replace=False)))
+    idx = random_pivots(key, n, k)
     b = jax.device_put(np.asarray(x[idx], dtype=np.float32)) - _centre(x, chunk)
     if isinstance(x, np.ndarray) and jax.default_backend() == "cpu":
         return jnp.asarray(_cross_host(x, np.asarray(b), chunk))

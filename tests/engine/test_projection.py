@@ -50,6 +50,21 @@ def test_host_and_device_random_pivot_paths_agree():
                                rtol=1e-5, atol=1e-4)
 
 
+def test_random_pivots_are_a_uniform_subset():
+    idx = projection.random_pivots(KEY, 1000, 50)
+    assert idx.shape == (50,) and len(set(idx.tolist())) == 50
+    assert np.all(np.diff(idx) > 0) and idx.min() >= 0 and idx.max() < 1000
+    np.testing.assert_array_equal(idx, projection.random_pivots(KEY, 1000, 50))
+    # Uniform: over many keys every index of 0..9 is drawn 3/10 of the time (chi-square).
+    counts = np.zeros(10)
+    for i in range(2000):
+        counts[projection.random_pivots(jax.random.key(i), 10, 3)] += 1
+    expected = 2000 * 3 / 10
+    assert np.sum((counts - expected) ** 2 / expected) < 27.9  # chi2(9) 0.999 quantile
+    with pytest.raises(ValueError, match="k <= n"):
+        projection.random_pivots(KEY, 5, 6)
+
+
 def test_random_pivots_layout_ignores_a_large_offset():
     # Only cross terms enter the random-pivot path; the centre keeps them small in float32.
     x = np.random.default_rng(8).standard_normal((500, 6)).astype(np.float32)
