@@ -89,7 +89,7 @@ def _random_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
     idx = random_pivots(key, n, k)
     b = jax.device_put(np.asarray(x[idx], dtype=np.float32)) - _centre(x, chunk)
     if isinstance(x, np.ndarray) and jax.default_backend() == "cpu":
-        return jnp.asarray(_cross_host(x, np.asarray(b), chunk))
+        return jax.device_put(_cross_host(x, np.asarray(b), chunk))
     return jnp.concatenate([_cross_block(_block(x, s, chunk), b) for s in range(0, n, chunk)],
                            axis=0)
 
@@ -102,7 +102,7 @@ def _cross_host(x: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
     (``benchmarks/projection.py``: 1.07 s against 2.38 s at 1M x 1000, k = 50).
     """
     bt = np.ascontiguousarray(-2.0 * b.T, dtype=np.float32)
-    out = np.empty((x.shape[0], bt.shape[1]), np.float32)
+    out = aligned_empty((x.shape[0], bt.shape[1]))  # handed to XLA without a copy
     for s in range(0, x.shape[0], chunk):
         np.matmul(np.asarray(x[s:s + chunk], dtype=np.float32), bt, out=out[s:s + chunk])
     return out
