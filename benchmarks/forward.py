@@ -100,17 +100,26 @@ def check_parity(fw: Forward, peer: torch.nn.Module, x: np.ndarray, *, atol: flo
 
 
 def median_times(fns: dict, *, reps: int, warmup: int) -> dict[str, float]:
-    """Median wall seconds of each zero-argument callable, run round-robin after warm-up."""
-    for fn in fns.values():
+    """Median wall seconds of each zero-argument callable: each one's warm-up and repetitions
+    run back to back, one callable after the other.
+
+    Not round-robin: PyTorch's OpenMP threads keep spinning for a while after a parallel
+    region and stole the cores from whichever path ran next (a JAX batch-1 forward measured
+    2.0 ms right after a PyTorch call, 1.75 ms on its own); a pause between calls instead
+    lets both libraries' thread pools fall asleep (PyTorch batch 1: 10.9 ms), a different
+    regime. Back to back, each library runs in its own steady state.
+    """
+    out = {}
+    for name, fn in fns.items():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
+        times = []
+        for _ in range(reps):
             t0 = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+            times.append(time.perf_counter() - t0)
+        out[name] = statistics.median(times)
+    return out
 
 
 def core_fns(fw: Forward, peer, x: np.ndarray) -> dict:
@@ -273,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "forward.json")
     args = ap.parse_args(argv)
     batches = args.batches or ([1, 16] if args.quick else [1, 256])
-    reps = {b: args.reps or (3 if args.quick else (20 if b == 1 else 5)) for b in batches}
+    reps = {b: args.reps or (3 if args.quick else (200 if b == 1 else 5)) for b in batches}
     if args.apply_only:
         res = apply_only(batches, min(reps.values()))
         print(json.dumps(res))
