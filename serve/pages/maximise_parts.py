@@ -149,17 +149,3 @@ def npz_bytes(x: np.ndarray, history: np.ndarray, target: int, config: dict) -> 
     np.savez(buf, x=np.asarray(x, np.float32), history=np.asarray(history, np.float32),
              target=np.int64(target), config=np.array(json.dumps(config, sort_keys=True)))
     return buf.getvalue()
-
-
-def copy_figure_data(old, new) -> None:
-    """Give figure ``old`` the title, renderer data and ranges of ``new``, a figure built by
-    the same function (same renderers in the same order), so a view updates in place."""
-    old.title.text = new.title.text
-    for r_old, r_new in zip(old.renderers, new.renderers):
-        r_old.data_source.data = dict(r_new.data_source.data)
-    for name in ("x_range", "y_range"):
-        r_old, r_new = getattr(old, name), getattr(new, name)
-        if hasattr(r_new, "factors"):
-            r_old.factors = list(r_new.factors)
-        else:
-            r_old.start, r_old.end = r_new.start, r_new.end

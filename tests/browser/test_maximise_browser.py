@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-# Enough steps that the run outlasts a few page updates: after compiling, a step takes ~0.1 s
+# Enough steps that the run outlasts a few page updates: after compiling, a step takes ~0.05 s
 # while one update of the page takes ~0.5-1.5 s on a loaded CPU (the page shows the newest).
-STEPS, STARTS = 40, 2
+STEPS, STARTS = 100, 2
 STEP_RE = re.compile(r"step (\d+) / (\d+)")
 RUN_TIMEOUT_S = 240.0  # 10 steps of 2 starts on a shared, loaded CPU
 
