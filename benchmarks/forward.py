@@ -103,11 +103,9 @@ def median_times(fns: dict, *, reps: int, warmup: int) -> dict[str, float]:
     """Median wall seconds of each zero-argument callable: each one's warm-up and repetitions
     run back to back, one callable after the other.
 
-    Not round-robin: PyTorch's OpenMP threads keep spinning for a while after a parallel
-    region and stole the cores from whichever path ran next (a JAX batch-1 forward measured
-    2.0 ms right after a PyTorch call, 1.75 ms on its own); a pause between calls instead
-    lets both libraries' thread pools fall asleep (PyTorch batch 1: 10.9 ms), a different
-    regime. Back to back, each library runs in its own steady state.
+    Not round-robin: PyTorch's spinning OpenMP threads slowed whichever path ran next (JAX
+    batch 1: 2.0 ms after a PyTorch call, 1.75 ms alone); pauses between calls let both thread
+    pools sleep (PyTorch batch 1: 10.9 ms), another regime.
     """
     out = {}
     for name, fn in fns.items():

@@ -23,7 +23,7 @@ def dense_layers(acts: dict) -> list[str]:
 def sonify(acts_map: np.ndarray, params, *, seed: int = 0) -> np.ndarray:
     import jax
 
-    from engine.inversion import sonify_feature_map
+    from engine.sonify import sonify_feature_map
 
     key = jax.random.PRNGKey(seed)
     return np.asarray(sonify_feature_map(acts_map, params, n_iter=FEATURE_MAP_AUDIO_ITERS, key=key))

@@ -188,18 +188,18 @@ def test_maps_of_every_layer_share_one_compiled_griffin_lim():
     # Maps of each layer's size are resized before the Griffin-Lim kernel, so a new layer
     # costs a small resize compile, not another ~1.4 s Griffin-Lim compile (first tap on a
     # layer in Inspect). The resized grid is what the one-kernel path used to compute inside.
-    from engine import inversion
+    from engine import sonify
 
     p, key = ddevis_stft(), jax.random.key(5)
     sonify_feature_map(jnp.ones((18, 20)).at[0, 0].set(2.0), p, n_iter=3, key=key)
-    before = inversion._sonify_grids_jit._cache_size()
+    before = sonify._sonify_grids_jit._cache_size()
     for shape in ((40, 37), (20, 18), (80, 75)):
         fmap = jax.random.uniform(jax.random.key(shape[0]), shape)
         out = sonify_feature_map(fmap, p, n_iter=3, key=key)
         assert out.shape == (p.n_samples,) and bool(jnp.all(jnp.isfinite(out)))
-    assert inversion._sonify_grids_jit._cache_size() == before
+    assert sonify._sonify_grids_jit._cache_size() == before
     fmap = jax.random.uniform(jax.random.key(6), (40, 37))
-    grid = inversion._resize_batch(fmap[None], tuple(p.shape))[0]
+    grid = sonify._resize_batch(fmap[None], tuple(p.shape))[0]
     np.testing.assert_allclose(grid, jax.image.resize(fmap, p.shape, method="linear"),
                                atol=1e-6)
 
