@@ -6,7 +6,7 @@ drawing): decode the WAV bytes, fit to the window, features, one jitted forward 
 probabilities and every intermediate, the mosaic array of every conv layer
 (``viz.featuremaps.mosaic``) and a weight histogram per layer (``np.histogram``, 50 bins).
 p50 / p95 over ``--clips`` clips after one warm-up clip. Also the time of one feature-map
-sonification (``engine.inversion.sonify_feature_map``, 32 Griffin-Lim iterations) after
+sonification (``engine.sonify.sonify_feature_map``, 32 Griffin-Lim iterations) after
 warm-up — the page sonifies only the filter a person taps.
 
 d-DeVIS way (its public Flask code): per request, load the model from disk
@@ -142,7 +142,7 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def run(args) -> dict:
-    from engine.inversion import sonify_feature_map
+    from engine.sonify import sonify_feature_map
     from engine.predictor import Predictor, layer_parameters
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -250,7 +250,3 @@ def spectral_convergence(reference_mag: jax.Array, estimate_mag: jax.Array) -> j
     if ref.shape != est.shape:
         raise ValueError(f"magnitudes differ in shape: {ref.shape} vs {est.shape}")
     return jnp.linalg.norm(ref - est) / jnp.maximum(jnp.linalg.norm(ref), 1e-12)
-
-
-# Feature-map sonification lives in engine.sonify; re-exported for existing callers.
-from engine.sonify import sonify_feature_map, sonify_feature_maps  # noqa: E402,F401

@@ -15,8 +15,8 @@ from data.features import (ddevis_stft, log_magnitude, log_mel, mel_filterbank, 
                            stft)
 from engine import inversion
 from engine.inversion import (features_to_magnitude, griffin_lim, griffin_lim_batch,
-                              sonify_feature_map, sonify_feature_maps, spectral_convergence,
-                              spectrogram_to_audio)
+                              spectral_convergence, spectrogram_to_audio)
+from engine.sonify import sonify_feature_map, sonify_feature_maps
 
 SPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "fsdd" / "0_george_0.wav"
 FRAME = dict(n_fft=320, hop_length=53, window="hamming")
