@@ -23,6 +23,7 @@ import numpy as np
 from flax import nnx
 
 from models.hooks import tap
+from models.layers import conv_mono, max_pool2  # noqa: F401  (max_pool2 re-exported)
 
 _HAS_CAPTURE = hasattr(nnx, "capture")
 
@@ -90,19 +91,6 @@ def call_with_intermediates(fn: nnx.Module | Callable, *args) -> tuple[Any, dict
     return out, flat_intermediates(nnx.pop(module, nnx.Intermediate))
 
 
-def max_pool2(x: jax.Array) -> jax.Array:
-    """2×2 max-pool with stride 2 and VALID padding on NHWC (odd sizes are floored).
-
-    Written as a reshape and a max rather than ``reduce_window``: the same values, but its
-    gradient is a mask instead of XLA's ``select_and_scatter``, which makes input gradients
-    (attribution, activation maximisation, strips) ~1.8x faster on CPU (probed at batch 1
-    and 256 on the Soomro CNN: 2.5 -> 1.4 ms per example).
-    """
-    b, f, t, c = x.shape
-    x = x[:, : f // 2 * 2, : t // 2 * 2]
-    return x.reshape(b, f // 2, 2, t // 2, 2, c).max(axis=(2, 4))
-
-
 def _check_input(x: jax.Array, input_shape: tuple[int, int], name: str) -> None:
     if x.ndim != 3 or tuple(x.shape[1:]) != tuple(input_shape):
         raise ValueError(f"{name} expects features of shape (batch, {input_shape[0]}, "
@@ -117,7 +105,16 @@ def _shape2(input_shape) -> tuple[int, int]:
     return shape
 
 
-class DdevisCNN(nnx.Module):
+class _ConvNet(nnx.Module):
+    """Shared by the CNNs: block ``i``'s convolution, single-channel inputs through
+    :func:`models.layers.conv_mono` (same parameters and values, ~2.5x faster on CPU)."""
+
+    def _conv(self, i: int, x: jax.Array) -> jax.Array:
+        conv = getattr(self, f"conv{i}")
+        return conv_mono(conv, x) if x.shape[-1] == 1 else conv(x)
+
+
+class DdevisCNN(_ConvNet):
     """The d-DeVIS CNN: 4 conv blocks (16@7×7, 16@5×5, 32@3×3, 32@3×3, 'SAME'), each
     ReLU → BatchNorm → 2×2 max-pool → dropout 0.25; dense 256 ReLU, dropout 0.5; logits.
 
@@ -151,7 +148,8 @@ class DdevisCNN(nnx.Module):
         _check_input(x, self.input_shape, "DdevisCNN")
         x = x[..., None]
         for i in range(1, 5):
-            x = getattr(self, f"bn{i}")(nnx.relu(getattr(self, f"conv{i}")(x)))
+            x = self._conv(i, x)
+            x = getattr(self, f"bn{i}")(nnx.relu(x))
             x = sow(self, f"conv{i}", x)
             x = getattr(self, f"drop{i}")(max_pool2(x))
         x = nnx.relu(self.dense1(x.reshape(x.shape[0], -1)))
@@ -161,7 +159,7 @@ class DdevisCNN(nnx.Module):
         return logits
 
 
-class SoomroCNN(nnx.Module):
+class SoomroCNN(_ConvNet):
     """Soomro et al.'s classifier: conv 8/16/32 with 2×2 kernels ('SAME', ReLU, 2×2 max-pool
     each), dense 512/256/128 ReLU, logits.
 
@@ -191,7 +189,7 @@ class SoomroCNN(nnx.Module):
         _check_input(x, self.input_shape, "SoomroCNN")
         x = x[..., None]
         for i in range(1, 4):
-            x = nnx.relu(getattr(self, f"conv{i}")(x))
+            x = nnx.relu(self._conv(i, x))
             x = sow(self, f"conv{i}", x)
             x = max_pool2(x)
         x = x.reshape(x.shape[0], -1)
