@@ -9,6 +9,7 @@ import numpy as np
 import panel as pn
 
 from serve.config import FEATURE_MAP_AUDIO_ITERS
+from serve.jobs import one_walk
 
 
 def conv_layers(acts: dict) -> list[str]:
@@ -46,13 +47,17 @@ class InspectPage:
                                                css_classes=["hs-filter-select"])
         self.filter_view = pn.Column(sizing_mode="stretch_width", css_classes=["hs-filter-view"])
         self.dense = pn.Column(sizing_mode="stretch_width")
-        self.model_view = pn.Column(sizing_mode="stretch_width", css_classes=["hs-model-view"])
+        # The model's table and weight histograms are the same for every clip and take a
+        # third of a new session's page (~250 Bokeh models, 0.3 s to build): they are built
+        # when the card is first opened.
+        self.model_view = pn.Card(title=self._model_title(), collapsed=True,
+                                  sizing_mode="stretch_width", css_classes=["hs-model-view"])
         self.analysis = None
         self._figs: dict = {}          # figures of the current clip, refreshed in place
         self._filter_fig = self._filter_text = self._filter_audio = self._filter_for = None
         self.filter_select.param.watch(self._on_filter, "value")
         session.on_clip(self._on_clip)
-        self._build_model_view()
+        self.model_view.param.watch(self._on_model_card, "collapsed")
 
     # -- building ----------------------------------------------------------------------
     def _on_clip(self, clip) -> None:
@@ -76,9 +81,10 @@ class InspectPage:
         # and only their data changes (a small patch instead of a dozen new figures).
         if not (self._figs and self._refresh(clip, a)):
             self._figs = {}
-            self._build_signal(clip, a)
-            self._build_maps(a)
-            self._build_dense(a)
+            with one_walk():
+                self._build_signal(clip, a)
+                self._build_maps(a)
+                self._build_dense(a)
         current = self.filter_select.value  # keep the chosen filter, now for this clip
         if current is not None and current[0] in a.acts and self._filter_for is not a:
             self._show_filter(*current)
@@ -186,6 +192,17 @@ class InspectPage:
                 panes.append(pn.pane.Bokeh(self._figs[("dense", k)]))
         self.dense.objects = [pn.pane.Markdown("#### Dense layers"), *panes] if panes else []
 
+    def _model_title(self) -> str:
+        from engine.predictor import named_weights
+
+        p = self.session.predictor
+        total = sum(int(w.size) for w in named_weights(p.model).values())
+        return f"Model: {p.arch} · {total:,} parameters (layers and weight histograms)"
+
+    def _on_model_card(self, event) -> None:
+        if not event.new and not self.model_view.objects:
+            self._build_model_view()
+
     def _build_model_view(self) -> None:
         from engine.predictor import layer_parameters, named_weights
         from viz.weights import layer_table, weight_histograms_grid
@@ -198,8 +215,6 @@ class InspectPage:
             counts[layer] = counts.get(layer, 0) + int(w.size)
         shapes = {name: tuple(w.shape) for name, w in weights.items()}
         self.model_view.objects = [
-            pn.pane.Markdown(f"#### Model: `{self.session.predictor.arch}` · "
-                             f"{sum(counts.values()):,} parameters"),
             # Table above the histograms: side by side, six histograms were squeezed into
             # what the 420 px table left of 1280 px and their tick labels overlapped.
             pn.pane.Bokeh(layer_table(shapes, {k: counts.get(k, 0) for k in shapes}),

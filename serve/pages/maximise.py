@@ -24,7 +24,7 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource
 
-from serve.jobs import JobError, session_runner
+from serve.jobs import JobError, one_walk, session_runner
 from serve.pages.maximise_parts import (  # noqa: F401  (re-exported)
     PRIOR_HINT, build_objective, build_regularisers, class_probs, layer_shapes,
     npz_bytes, parse_index, setup_run, start_inputs)
@@ -205,8 +205,9 @@ class MaximisePage:
                                  hop_length=p.hop_length, title=spec_title,
                                  value_range=(p.floor, 0.0), height=240, value_label="log10"),
                 probability_bars(probs, self.labels, top=top, title="Best start's classes"))
-            self.spec.objects = [pn.pane.Bokeh(self._figs[0])]
-            self.probs.objects = [pn.pane.Bokeh(self._figs[1])]
+            with one_walk():
+                self.spec.objects = [pn.pane.Bokeh(self._figs[0])]
+                self.probs.objects = [pn.pane.Bokeh(self._figs[1])]
         for j in range(first_new, k + 1):
             for hook in list(self.step_hooks):
                 hook(j, n)

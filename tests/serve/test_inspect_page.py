@@ -55,3 +55,25 @@ def test_second_clip_reuses_figures_and_shows_its_own_data(page, fsdd_dir):
     assert page.filter_select.value == (layer, 2)       # the chosen filter stays...
     assert page._filter_fig is filter_fig and page._filter_for is a   # ...for the new clip
     np.testing.assert_array_equal(_image(filter_fig), a.acts[layer][:, :, 2].astype(np.float32))
+
+
+def test_model_card_is_built_when_first_opened(tiny_checkpoint):
+    from bokeh.models import DataTable, GridPlot
+
+    from engine.predictor import layer_parameters, named_weights
+
+    session = Session(_Shared(Predictor.load(tiny_checkpoint)))
+    page = InspectPage(session)
+    card, model = page.model_view, session.predictor.model
+    n_params = sum(int(w.size) for w in named_weights(model).values())
+    assert card.collapsed and card.objects == []          # nothing built for a closed card
+    assert session.predictor.arch in card.title and f"{n_params:,} parameters" in card.title
+    card.collapsed = False
+    bokeh = [o.object for o in card.objects if isinstance(getattr(o, "object", None), object)]
+    grids = [b for b in bokeh if isinstance(b, GridPlot)]
+    assert len(grids) == 1 and any(isinstance(b, DataTable) for b in bokeh)
+    assert len(grids[0].children) == len(layer_parameters(model))  # one histogram per layer
+    built = list(card.objects)
+    card.collapsed = True
+    card.collapsed = False                                # closing and reopening keeps them
+    assert card.objects == built
