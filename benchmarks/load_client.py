@@ -181,6 +181,17 @@ def interact(session, picker, header, value: str, name: str, *, timeout: float) 
     return time.perf_counter() - t0
 
 
+def announce_ready(session) -> None:
+    """Tell the server the page is rendered, as bokeh's browser client does once it has drawn
+    the document (a ``DocumentReady`` event). Panel counts a session as connected only then;
+    before it, every change the server makes to the page is deferred to a callback of its own
+    (one message and one walk of the whole model graph each), so a client that never
+    announces itself costs the server more than a browser does."""
+    from bokeh.events import DocumentReady
+
+    session.document.callbacks.send_event(DocumentReady())
+
+
 def _tabs(doc):
     from bokeh.models import Tabs
 
@@ -245,6 +256,7 @@ def run_session(url: str, out: dict, *, interactions: int, timeout: float, seed:
         args = {"tab": "maximise"} if maximisation else None
         with pull_session(url=url, arguments=args) as session:
             out["connect_s"] = time.perf_counter() - t0
+            announce_ready(session)
             if maximisation:
                 show_tab(session, "Inspect")
             picker, header = find_models(session.document)

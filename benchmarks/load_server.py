@@ -65,7 +65,8 @@ _NO_EXPLAIN = ("import sys; from serve.pages.explain import ExplainPage; "
 def start_server(model: Path, port: int, home: Path, *, timeout: float = 300.0,
                  no_explain: bool = False, procs: int = 1):
     """``hearsight serve`` on 127.0.0.1:``port`` in a child process, once it accepts connections."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARSIGHT_HOME": str(home)}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "HEARSIGHT_HOME": str(home)}
     launch = ["-c", _NO_EXPLAIN] if no_explain else ["-m", "serve.cli"]
     proc = subprocess.Popen([sys.executable, *launch, "serve", "--model", str(model),
                              "--port", str(port), "--address", "127.0.0.1",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import html
-
 import panel as pn
 
 from serve.recorder import Recorder
+from serve.text import esc, live_text
 
 ACCEPT = ".wav,.flac,.ogg,.mp3,.WAV,.FLAC,.OGG,.MP3"
 
@@ -30,8 +29,8 @@ class AudioIn:
                                          max_length=40)
         self.voice = pn.widgets.Select(name="Voice", options=[])
         self.say = pn.widgets.Button(name="Synthesise", button_type="primary")
-        self.now = pn.pane.Markdown("*No clip yet: upload, record, pick or synthesise one.*",
-                                    css_classes=["hs-now"])
+        self.now = live_text("<i>No clip yet: upload, record, pick or synthesise one.</i>",
+                             css_class="hs-now")
         self.pick.on_click(self._on_pick)
         self.say.on_click(self._on_say)
         self._refreshing = False
@@ -126,7 +125,7 @@ class AudioIn:
                                source="synth")
 
     def _show_clip(self, clip) -> None:
-        self.now.object = f"**Current clip:** {html.escape(clip.name)} · {clip.source}"
+        self.now.value = f"<b>Current clip:</b> {esc(clip.name)} · {esc(clip.source)}"
 
     def view(self):
         return pn.Column(

@@ -10,6 +10,7 @@ import panel as pn
 
 from serve.config import FEATURE_MAP_AUDIO_ITERS
 from serve.jobs import one_walk
+from serve.text import esc, live_text
 
 
 def conv_layers(acts: dict) -> list[str]:
@@ -36,8 +37,8 @@ class InspectPage:
     def __init__(self, session):
         self.session = session
         self.params = session.params
-        self.header = pn.pane.Markdown("### Bring audio in from the sidebar to inspect it.",
-                                       css_classes=["hs-inspect-header"])
+        self.header = live_text("<h3>Bring audio in from the sidebar to inspect it.</h3>",
+                                css_class="hs-inspect-header")
         self.player = pn.pane.Audio(None, sample_rate=self.params.sample_rate, name="clip",
                                     css_classes=["hs-clip-audio"], visible=False)
         self.signal = pn.Row(sizing_mode="stretch_width")
@@ -49,15 +50,19 @@ class InspectPage:
         self.dense = pn.Column(sizing_mode="stretch_width")
         # The model's table and weight histograms are the same for every clip and take a
         # third of a new session's page (~250 Bokeh models, 0.3 s to build): they are built
-        # when the card is first opened.
-        self.model_view = pn.Card(title=self._model_title(), collapsed=True,
-                                  sizing_mode="stretch_width", css_classes=["hs-model-view"])
+        # when first shown. (Not a collapsed Card: a grid of figures built inside one drew at
+        # zero width.)
+        self.model_toggle = pn.widgets.Toggle(name=self._model_title(), button_type="light",
+                                              css_classes=["hs-model-toggle"])
+        self.model_body = pn.Column(sizing_mode="stretch_width", visible=False)
+        self.model_view = pn.Column(self.model_toggle, self.model_body,
+                                    sizing_mode="stretch_width", css_classes=["hs-model-view"])
         self.analysis = None
         self._figs: dict = {}          # figures of the current clip, refreshed in place
         self._filter_fig = self._filter_text = self._filter_audio = self._filter_for = None
         self.filter_select.param.watch(self._on_filter, "value")
         session.on_clip(self._on_clip)
-        self.model_view.param.watch(self._on_model_card, "collapsed")
+        self.model_toggle.param.watch(self._on_model_toggle, "value")
 
     # -- building ----------------------------------------------------------------------
     def _on_clip(self, clip) -> None:
@@ -74,7 +79,8 @@ class InspectPage:
             return
         self.analysis = a
         top = self.session.predictor.labels[a.top]
-        self.header.object = (f"### {clip.name} → **{top}** ({a.probs[a.top]:.1%})")
+        self.header.value = (f"<h3>{esc(clip.name)} → <b>{esc(top)}</b> "
+                             f"({a.probs[a.top]:.1%})</h3>")
         self.player.object = np.clip(clip.wave, -0.99, 0.99)
         self.player.visible = True
         # Every clip of a model has the same shapes, so after the first one the figures stay
@@ -165,17 +171,17 @@ class InspectPage:
         fmap = self.analysis.acts[layer][:, :, channel]
         audio = sonify(fmap, self.params)
         title = f"{layer} · filter {channel}"
-        text = (f"Sonification of **{layer} · {channel}** (Griffin-Lim, "
+        text = (f"Sonification of <b>{esc(layer)} · {channel}</b> (Griffin-Lim, "
                 f"{FEATURE_MAP_AUDIO_ITERS} iterations, loudness-normalised):")
         fig = self._filter_fig
         if fig is not None and refresh_image(fig, fmap, title=title,
                                              value_range=(float(fmap.min()), float(fmap.max()))):
-            self._filter_text.object, self._filter_audio.object = text, audio
+            self._filter_text.value, self._filter_audio.object = text, audio
             return
         self._filter_fig = spectrogram_plot(fmap, sample_rate=None, title=title,
                                             palette="Viridis256", height=260,
                                             value_label="activation")
-        self._filter_text = pn.pane.Markdown(text)
+        self._filter_text = live_text(text, css_class="hs-filter-text")
         self._filter_audio = pn.pane.Audio(audio, sample_rate=self.params.sample_rate,
                                            name="filter-audio", css_classes=["hs-filter-audio"])
         self.filter_view.objects = [pn.pane.Bokeh(self._filter_fig), self._filter_text,
@@ -197,15 +203,16 @@ class InspectPage:
 
         p = self.session.predictor
         total = sum(int(w.size) for w in named_weights(p.model).values())
-        return f"Model: {p.arch} · {total:,} parameters (layers and weight histograms)"
+        return f"Model: {p.arch} · {total:,} parameters (show layers and weight histograms)"
 
-    def _on_model_card(self, event) -> None:
-        if not event.new and not self.model_view.objects:
+    def _on_model_toggle(self, event) -> None:
+        if event.new and not self.model_body.objects:
             self._build_model_view()
+        self.model_body.visible = bool(event.new)
 
     def _build_model_view(self) -> None:
         from engine.predictor import layer_parameters, named_weights
-        from viz.weights import layer_table, weight_histograms_grid
+        from viz.weights import layer_table, weight_histogram
 
         model = self.session.predictor.model
         weights = layer_parameters(model)
@@ -214,13 +221,18 @@ class InspectPage:
             layer = name.rsplit(".", 1)[0]
             counts[layer] = counts.get(layer, 0) + int(w.size)
         shapes = {name: tuple(w.shape) for name, w in weights.items()}
-        self.model_view.objects = [
+        self.model_body.objects = [
             # Table above the histograms: side by side, six histograms were squeezed into
             # what the 420 px table left of 1280 px and their tick labels overlapped.
             pn.pane.Bokeh(layer_table(shapes, {k: counts.get(k, 0) for k in shapes}),
                           width=420),
             pn.pane.Markdown("#### Weight distributions (kernel values per layer, counts)"),
-            pn.pane.Bokeh(weight_histograms_grid(weights), sizing_mode="stretch_width")]
+            # A Panel grid of separate figures: a bokeh gridplot added to a page already
+            # shown drew its figures empty.
+            pn.GridBox(*[pn.pane.Bokeh(weight_histogram(w, title=name, height=180),
+                                       sizing_mode="stretch_width")
+                         for name, w in weights.items()],
+                       ncols=3, sizing_mode="stretch_width")]
 
     def view(self):
         return pn.Column(

@@ -28,6 +28,7 @@ from serve.jobs import JobError, one_walk, session_runner
 from serve.pages.maximise_parts import (  # noqa: F401  (re-exported)
     PRIOR_HINT, build_objective, build_regularisers, class_probs, layer_shapes,
     npz_bytes, parse_index, setup_run, start_inputs)
+from serve.text import esc, live_text
 
 MODES = {"noise-to-class": "noise", "class-to-class (current clip)": "clip"}
 
@@ -95,10 +96,10 @@ class MaximisePage:
         fig.legend.location = "bottom_right"
         fig.css_classes = ["hs-actmax-curve"]  # the pane's classes do not reach the figure
         self.curve = pn.pane.Bokeh(fig, css_classes=["hs-actmax-curve"])
-        self.step_md = pn.pane.Markdown("", css_classes=["hs-actmax-step"])
+        self.step_md = live_text("", css_class="hs-actmax-step")
         self.spec = pn.Column(sizing_mode="stretch_width", css_classes=["hs-actmax-spec"])
         self.probs = pn.Column(sizing_mode="stretch_width", css_classes=["hs-actmax-probs"])
-        self.verdict = pn.pane.Markdown("", css_classes=["hs-actmax-verdict"])
+        self.verdict = live_text("", css_class="hs-actmax-verdict")
         self.audio = pn.pane.Audio(None, sample_rate=self.params.sample_rate, visible=False,
                                    css_classes=["hs-actmax-audio"])
         self.wav_download = pn.widgets.FileDownload(
@@ -154,7 +155,7 @@ class MaximisePage:
     def _set_running(self, running: bool) -> None:
         self.run_button.disabled, self.stop_button.disabled = running, not running
         if running:
-            self.verdict.object, self.audio.visible = "", False
+            self.verdict.value, self.audio.visible = "", False
             self.wav_download.disabled = self.npz_download.disabled = True
 
     def _steps(self, init, step, x0, key, job):
@@ -190,7 +191,7 @@ class MaximisePage:
         from viz.plots import probability_bars, spectrogram_plot
         from viz.refresh import refresh_image, refresh_probability_bars
 
-        self.step_md.object = f"step {k} / {n}"
+        self.step_md.value = f"step {k} / {n}"
         p, top = self.params, min(10, len(self.labels))
         spec_title = f"Best start after step {k}"
         # After the first step only the figures' data change: building two new figures per
@@ -227,12 +228,12 @@ class MaximisePage:
 
     def _show_result(self, status: str) -> None:
         r = self.result
-        lines = [f"**Run {status}** after {len(r['history'])} step(s).",
-                 f"Own classifier: **{self.verdict_of(r['own'])}**"]
-        lines.append("Separate classifier: " + (f"**{self.verdict_of(r['separate'])}**"
+        lines = [f"<b>Run {esc(status)}</b> after {len(r['history'])} step(s).",
+                 f"Own classifier: <b>{esc(self.verdict_of(r['own']))}</b>"]
+        lines.append("Separate classifier: " + (f"<b>{esc(self.verdict_of(r['separate']))}</b>"
                                                 if r["separate"] is not None else
-                                                "*not loaded* (serve with a second model)"))
-        self.verdict.object = "  \n".join(lines)
+                                                "<i>not loaded</i> (serve with a second model)"))
+        self.verdict.value = "<br>".join(lines)
         self.audio.object, self.audio.visible = np.clip(r["wave"], -0.99, 0.99), True
         self.wav_download.disabled = self.npz_download.disabled = False
         self._set_running(False)

@@ -51,29 +51,33 @@ def test_second_clip_reuses_figures_and_shows_its_own_data(page, fsdd_dir):
         np.testing.assert_array_equal(_image(figs[("map", name)]), mosaic(a.acts[name])[0])
     labels = page.session.predictor.labels
     assert list(figs["probs"].y_range.factors)[-1] == labels[a.top]
-    assert "b.wav" in page.header.object
+    assert "b.wav" in page.header.value
     assert page.filter_select.value == (layer, 2)       # the chosen filter stays...
     assert page._filter_fig is filter_fig and page._filter_for is a   # ...for the new clip
     np.testing.assert_array_equal(_image(filter_fig), a.acts[layer][:, :, 2].astype(np.float32))
 
 
-def test_model_card_is_built_when_first_opened(tiny_checkpoint):
-    from bokeh.models import DataTable, GridPlot
+def test_model_view_is_built_when_first_shown(tiny_checkpoint):
+    import panel as pn
+    from bokeh.models import DataTable
 
     from engine.predictor import layer_parameters, named_weights
 
     session = Session(_Shared(Predictor.load(tiny_checkpoint)))
     page = InspectPage(session)
-    card, model = page.model_view, session.predictor.model
+    toggle, body, model = page.model_toggle, page.model_body, session.predictor.model
     n_params = sum(int(w.size) for w in named_weights(model).values())
-    assert card.collapsed and card.objects == []          # nothing built for a closed card
-    assert session.predictor.arch in card.title and f"{n_params:,} parameters" in card.title
-    card.collapsed = False
-    bokeh = [o.object for o in card.objects if isinstance(getattr(o, "object", None), object)]
-    grids = [b for b in bokeh if isinstance(b, GridPlot)]
-    assert len(grids) == 1 and any(isinstance(b, DataTable) for b in bokeh)
-    assert len(grids[0].children) == len(layer_parameters(model))  # one histogram per layer
-    built = list(card.objects)
-    card.collapsed = True
-    card.collapsed = False                                # closing and reopening keeps them
-    assert card.objects == built
+    assert not toggle.value and not body.visible and body.objects == []  # nothing built yet
+    assert session.predictor.arch in toggle.name and f"{n_params:,} parameters" in toggle.name
+    toggle.value = True
+    assert body.visible
+    tables = [o.object for o in body.objects if isinstance(getattr(o, "object", None), DataTable)]
+    grids = [o for o in body.objects if isinstance(o, pn.GridBox)]
+    assert len(tables) == 1 and len(grids) == 1
+    titles = [p.object.title.text for p in grids[0].objects]
+    assert titles == list(layer_parameters(model))          # one histogram per layer, in order
+    built = list(body.objects)
+    toggle.value = False
+    assert not body.visible
+    toggle.value = True                                   # hiding and showing keeps them
+    assert body.visible and body.objects == built

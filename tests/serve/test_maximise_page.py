@@ -100,9 +100,9 @@ def test_class_run_raises_the_objective_and_names_the_target(shared):
     assert np.all(np.diff(history.mean(axis=1)) > 0)
     assert page.curve_source.data["step"] == [1, 2, 3, 4, 5, 6]
     assert len(page.curve_source.data["best"]) == 6
-    assert page.step_md.object == "step 6 / 6"
-    assert "Own classifier: **no (" in page.verdict.object
-    assert "Separate classifier: **" in page.verdict.object
+    assert page.step_md.value == "step 6 / 6"
+    assert "Own classifier: <b>no (" in page.verdict.value
+    assert "Separate classifier: <b>" in page.verdict.value
     assert page.audio.visible and not page.run_button.disabled and page.stop_button.disabled
 
 
@@ -145,7 +145,7 @@ def test_stop_ends_the_run_within_one_step(shared):
     job = _run(page)
     assert job.status == "stopped"
     assert len(page.result["history"]) <= 4
-    assert "Run stopped" in page.verdict.object
+    assert "Run stopped" in page.verdict.value
 
 
 def test_channel_objective_is_the_channel_mean_and_rises(shared):
@@ -210,4 +210,4 @@ def test_latent_space_run_with_a_decoder_prior():
     assert history[-1].max() > history[0].max()
     x = page.result["x"]
     assert x.shape == PARAMS.shape and x.max() < 0 and x.min() > PARAMS.floor
-    assert "*not loaded*" in page.verdict.object
+    assert "<i>not loaded</i>" in page.verdict.value
