@@ -47,6 +47,7 @@ class MaximisePage:
         self.layers = layer_shapes(self.predictor.acts_fn, self.params.shape)
         self.job, self.result, self.step_hooks = None, None, []
         self._latest, self._shown, self._show_lock = None, 0, threading.Lock()
+        self._push_pending = False  # a _show_latest is queued on the event loop
         self._figs = None  # (spectrogram, probabilities) figures of the current run
         self._build_controls()
         self._build_views()
@@ -134,7 +135,7 @@ class MaximisePage:
             self.session.error(f"Maximisation not started: {exc}")
             return None
         self.result = dict(cfg=cfg, target=-1 if target is None else target, history=[], x=None)
-        self._latest, self._shown, self._figs = None, 0, None
+        self._latest, self._shown, self._figs, self._push_pending = None, 0, None, False
         # Bokeh models (unlike Panel widgets) may only change on the document's event loop;
         # this callback runs in Panel's thread pool, so the reset is pushed there.
         self.runner.push(lambda: setattr(self.curve_source, "data",
@@ -167,9 +168,12 @@ class MaximisePage:
             x_best = np.asarray(metrics["x"][best])
             self.result["history"].append(values)
             self.result["x"] = x_best
-            probs = class_probs(self.predictor.acts_fn, x_best[None])[0]
-            self._latest = (i + 1, n, x_best, probs)
-            self.runner.push(self._show_latest)
+            self._latest = (i + 1, n, x_best)
+            # One draw queued at a time: when steps outpace the page (a busy server), the
+            # queued draw shows the newest step and the ones in between are skipped.
+            if not self._push_pending:
+                self._push_pending = True
+                self.runner.push(self._show_latest)
             yield
 
     def _show_latest(self) -> None:
@@ -177,9 +181,11 @@ class MaximisePage:
         so each one shows whatever is newest and streams only the curve points not yet drawn
         (never a stale step, never a point twice or out of order)."""
         with self._show_lock:
+            self._push_pending = False  # before reading: a newer step queues another draw
             if self._latest is None or self._latest[0] <= self._shown:
                 return
-            k, n, x_best, probs = self._latest
+            k, n, x_best = self._latest
+            probs = class_probs(self.predictor.acts_fn, x_best[None])[0]
             done, self._shown = self._shown, k
             rows = self.result["history"][done:k]
             self.curve_source.stream({"step": list(range(done + 1, k + 1)),
