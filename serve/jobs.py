@@ -75,6 +75,7 @@ class JobRunner:
                              f"{time_limit_s}")
         self.max_jobs, self.time_limit_s = int(max_jobs), float(time_limit_s)
         self.on_error = on_error
+        self.immediate = False  # run pushed callbacks at once (while the page is being built)
         self.doc = doc if doc is not None else pn.state.curdoc
         self._jobs: list[Job] = []
         self._lock = threading.Lock()
@@ -150,7 +151,7 @@ class JobRunner:
         """Run ``callback`` where it may touch widgets: on the document's event loop when the
         session is served, at once otherwise (tests, scripts)."""
         doc = self.doc
-        if doc is None or getattr(doc, "session_context", None) is None:
+        if self.immediate or doc is None or getattr(doc, "session_context", None) is None:
             callback()
             return
         from panel.io.state import set_curdoc

@@ -21,9 +21,10 @@ def tab_from_args(args: dict, names: list[str]) -> str | None:
                 None)
 
 
-def build_session(shared, tab: str | None = None):
+def build_session(shared, tab: str | None = None, *, example: bool = True):
     """``(session, template)``: a new session and its whole page, opened on Inspect or, when
-    given (or named by the link's ``?tab=``), on ``tab``."""
+    given (or named by the link's ``?tab=``), on ``tab``; with ``example`` the sidebar's first
+    corpus item is loaded before the page is sent (see :meth:`Session.open_example`)."""
     import panel as pn
 
     from serve.pages.compare import ComparePage
@@ -54,15 +55,18 @@ def build_session(shared, tab: str | None = None):
         ensure(name)
         session.activate(name)
 
+    sidebar = session.sidebar()
     show(names[0])
     wanted = tab if tab in names else tab_from_args(pn.state.session_args, names)
     if wanted and wanted != names[0]:
         show(wanted)
+    if example:
+        session.open_example()
     tabs = pn.Tabs(*[(name, holders[name]) for name in names], dynamic=False,
                    active=names.index(wanted or names[0]), sizing_mode="stretch_width")
     tabs.param.watch(lambda event: show(names[event.new]), "active")
     session.tab_switcher = lambda name: setattr(tabs, "active", names.index(name))
     template = pn.template.FastListTemplate(
-        title="hearsight", sidebar=[session.sidebar()], main=[tabs],
+        title="hearsight", sidebar=[sidebar], main=[tabs],
         header_background="#1f2937", accent_base_color="#0e7490", sidebar_width=320)
     return session, template

@@ -39,3 +39,18 @@ def test_a_link_can_open_another_tab(shared):
     session, _ = build_session(shared, tab="Maximise")
     # Inspect is built too (it is the first tab), and the asked-for page is in front.
     assert list(session.pages) == ["Inspect", "Maximise"] and session.active_tab == "Maximise"
+
+
+def test_a_new_page_opens_on_the_first_corpus_item_with_its_figures(shared):
+    from serve.pages import build_session
+
+    items = shared.corpus_items()
+    assert items, "the fixture's corpus has a test split"
+    session, _ = build_session(shared)
+    inspect = session.pages["Inspect"]
+    name = session.audio_in.item.value.id.rsplit("/", 1)[-1]
+    assert session.clip is not None and session.clip.name == name and session.clip.source == "corpus"
+    assert name in inspect.header.value and inspect._figs          # drawn before it is sent
+    assert name in session.audio_in.now.value
+    bare, _ = build_session(shared, example=False)
+    assert bare.clip is None and not bare.pages["Inspect"]._figs
