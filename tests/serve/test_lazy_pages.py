@@ -54,3 +54,19 @@ def test_a_new_page_opens_on_the_first_corpus_item_with_its_figures(shared):
     assert name in session.audio_in.now.value
     bare, _ = build_session(shared, example=False)
     assert bare.clip is None and not bare.pages["Inspect"]._figs
+
+
+def test_a_page_joins_its_document_with_one_walk_of_the_model_graph(shared, monkeypatch):
+    from bokeh.document import Document
+    from bokeh.document.models import DocumentModelManager
+
+    from serve.pages import build_session
+
+    _, template = build_session(shared)
+    walks, recompute = [], DocumentModelManager.recompute
+    monkeypatch.setattr(DocumentModelManager, "recompute",
+                        lambda self: (walks.append(len(self)), recompute(self))[1])
+    doc = Document()
+    template.server_doc(doc)
+    assert len(doc.models) > 100           # the clip's figures are in the first document
+    assert len(walks) == 1                 # Panel's own template walks it once per step (7+)
