@@ -26,6 +26,8 @@ to the first and the last step are reported next to the level's latencies. Such 
 opens with ``?tab=maximise`` (the page built at connect, then Inspect brought to the front for
 the picks): bokeh's Python client cannot read the patch Panel sends for a page built later.
 
+Sessions announce ``DocumentReady`` as a browser does (before it Panel sends no changes).
+
 ``--think S`` pauses before each pick (exponential, mean S, as a person looking at the result);
 ``--arrive-over S`` spreads the sessions' connections over S seconds; ``--procs N`` serves with
 ``hearsight serve --procs N``; server CPU and memory include the worker processes.
