@@ -17,9 +17,7 @@ intermediates (``allclose``, atol 1e-3). Timed, round-robin so machine load hits
 ``--investigate`` adds DdevisCNN variants at every batch size: logits only (no intermediates
 out), the apply plus zero-copy NumPy views (no concatenation), pure-JAX NHWC/NCHW in float32
 and bfloat16, ``jax.default_matmul_precision("float32")``, and XLA CPU flags (each in a
-subprocess, since XLA reads ``XLA_FLAGS`` once).
-
-Run from the repository root: ``python3 benchmarks/forward.py [--quick] [--investigate]``;
+subprocess, since XLA reads ``XLA_FLAGS`` once). Run from the repository root: ``python3 benchmarks/forward.py [--quick] [--investigate]``;
 needs ``pip install torch==2.13.0``; writes ``benchmarks/results/forward.json``.
 """
 

@@ -25,9 +25,7 @@ tab and runs one short maximisation (the page's defaults: 20 steps × 8 starts),
 to the first and the last step are reported next to the level's latencies. Such a session
 opens with ``?tab=maximise`` (the page built at connect, then Inspect brought to the front for
 the picks): bokeh's Python client cannot read the patch Panel sends for a page built later.
-
 Sessions announce ``DocumentReady`` as a browser does (before it Panel sends no changes).
-
 ``--think S`` pauses before each pick (exponential, mean S, as a person looking at the result);
 ``--arrive-over S`` spreads the sessions' connections over S seconds; ``--procs N`` serves with
 ``hearsight serve --procs N``; server CPU and memory include the worker processes.

@@ -180,14 +180,15 @@ def held(doc, callback: Callable[[], None]) -> None:
 
 
 @contextlib.contextmanager
-def one_walk():
-    """Layout changes in this block re-walk the document's model graph once, at the end.
+def one_walk(doc=None):
+    """Layout changes in this block re-walk the model graph of ``doc`` (default: the current
+    document) once, at the end.
 
     Bokeh walks every model of the document (hundreds) after each change of a layout's
     children; a clip's first figures change five layouts. Use it only around such builds:
     bokeh walks the graph whenever a freeze ends, changed or not.
     """
-    doc = pn.state.curdoc
+    doc = pn.state.curdoc if doc is None else doc
     models = getattr(doc, "models", None)
     if models is None or not hasattr(models, "freeze"):
         yield

@@ -85,13 +85,14 @@ def _template_class():
     import panel as pn
     from bokeh.document import Document
 
+    from serve.jobs import one_walk
+
     class Template(pn.template.FastListTemplate):
         def _init_doc(self, *args, **kwargs):  # both server paths (and server_doc) end here
             doc = next((a for a in (*args, *kwargs.values()) if isinstance(a, Document)), None)
-            models = getattr(doc, "models", None)
-            if models is None or not hasattr(models, "freeze"):
+            if doc is None:  # Panel makes one itself: nothing to fold
                 return super()._init_doc(*args, **kwargs)
-            with models.freeze():
+            with one_walk(doc):
                 return super()._init_doc(*args, **kwargs)
 
     return Template
