@@ -69,12 +69,22 @@ class InspectPage:
         from serve.jobs import session_runner
 
         a = self.session.analyse(clip.wave)
+        # The chosen filter's sound (Griffin-Lim, ~10 ms) is made here, in Panel's worker
+        # thread, so the event loop every session shares only swaps data.
+        sound = self._filter_sound(a, self.filter_select.value)
         # Figures are changed in place, which a served page must do on the document's event
         # loop: changes made from Panel's callback threads reach the browser only for the
         # models Panel manages (header, panes), not for a figure's column data.
-        session_runner(self.session).push(partial(self._show_clip, clip, a))
+        session_runner(self.session).push(partial(self._show_clip, clip, a, sound))
 
-    def _show_clip(self, clip, a) -> None:
+    def _filter_sound(self, a, choice):
+        """``(a, choice, audio)``: the sonification of filter ``choice = (layer, channel)`` of
+        analysis ``a``, or None when ``a`` has no such layer."""
+        if choice is None or choice[0] not in a.acts:
+            return None
+        return a, tuple(choice), sonify(a.acts[choice[0]][:, :, choice[1]], self.params)
+
+    def _show_clip(self, clip, a, sound=None) -> None:
         if self.session.clip is not clip:  # a newer clip came in meanwhile: it will be shown
             return
         self.analysis = a
@@ -93,7 +103,7 @@ class InspectPage:
                 self._build_dense(a)
         current = self.filter_select.value  # keep the chosen filter, now for this clip
         if current is not None and current[0] in a.acts and self._filter_for is not a:
-            self._show_filter(*current)
+            self._show_filter(*current, sound=sound)
 
     def _refresh(self, clip, a) -> bool:
         from viz.featuremaps import mosaic
@@ -160,16 +170,24 @@ class InspectPage:
     def _on_filter(self, event) -> None:
         from serve.jobs import session_runner
 
-        if event.new is not None and self.analysis is not None:
-            session_runner(self.session).push(partial(self._show_filter, *event.new))
+        a = self.analysis
+        if event.new is not None and a is not None:
+            session_runner(self.session).push(partial(
+                self._show_filter, *event.new, sound=self._filter_sound(a, event.new)))
 
-    def _show_filter(self, layer: str, channel: int) -> None:
+    def _show_filter(self, layer: str, channel: int, *, sound=None) -> None:
+        """Show filter ``channel`` of ``layer`` for the current clip, with its sound when
+        ``sound`` (from :meth:`_filter_sound`) was made for them (else it is made here)."""
         from viz.plots import spectrogram_plot
         from viz.refresh import refresh_image
 
-        self._filter_for = self.analysis
-        fmap = self.analysis.acts[layer][:, :, channel]
-        audio = sonify(fmap, self.params)
+        a = self._filter_for = self.analysis
+        fmap = a.acts[layer][:, :, channel]
+        audio = None
+        if sound is not None and sound[0] is a and sound[1] == (layer, channel):
+            audio = sound[2]
+        if audio is None:
+            audio = sonify(fmap, self.params)
         title = f"{layer} · filter {channel}"
         text = (f"Sonification of <b>{esc(layer)} · {channel}</b> (Griffin-Lim, "
                 f"{FEATURE_MAP_AUDIO_ITERS} iterations, loudness-normalised):")

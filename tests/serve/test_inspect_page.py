@@ -57,6 +57,38 @@ def test_second_clip_reuses_figures_and_shows_its_own_data(page, fsdd_dir):
     np.testing.assert_array_equal(_image(filter_fig), a.acts[layer][:, :, 2].astype(np.float32))
 
 
+
+def test_the_chosen_filter_is_heard_from_work_done_before_the_page_is_touched(page, fsdd_dir,
+                                                                             monkeypatch):
+    # The filter's Griffin-Lim runs where the clip is analysed (a worker thread when served),
+    # not inside _show_clip, which runs on the event loop every session shares.
+    import serve.pages.inspect as inspect_mod
+
+    assert page.session.load_bytes(_wav(fsdd_dir, "3_george_1.wav"), "a.wav")
+    layer = conv_layers(page.analysis.acts)[1]
+    page.filter_select.value = (layer, 1)
+    calls, inside = [], []
+    real_sonify, real_show = inspect_mod.sonify, InspectPage._show_clip
+
+    def sonify(fmap, params, **kw):
+        calls.append((bool(inside), fmap.copy()))
+        return real_sonify(fmap, params, **kw) * 0 + len(calls)   # a recognisable sound
+
+    def show_clip(self, *args, **kw):
+        inside.append(1)
+        try:
+            return real_show(self, *args, **kw)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(inspect_mod, "sonify", sonify)
+    monkeypatch.setattr(InspectPage, "_show_clip", show_clip)
+    assert page.session.load_bytes(_wav(fsdd_dir, "9_jackson_0.wav"), "c.wav")
+    a = page.analysis
+    assert len(calls) == 1 and calls[0][0] is False             # made once, before the page
+    np.testing.assert_array_equal(calls[0][1], a.acts[layer][:, :, 1])
+    assert page._filter_for is a and np.all(page._filter_audio.object == 1)
+
 def test_model_view_is_built_when_first_shown(tiny_checkpoint):
     import panel as pn
     from bokeh.models import DataTable
