@@ -149,8 +149,8 @@ class Session:
                 return self._cache[key]
         x = self.predictor.features(wave[None])
         probs, acts = self.predictor.run(x)
-        result = Analysis(features=x[0], probs=np.array(probs[0]),
-                          acts={k: np.array(v[0]) for k, v in acts.items()})
+        result = Analysis(features=x[0], probs=np.asarray(probs[0]),
+                          acts={k: np.asarray(v[0]) for k, v in acts.items()})
         with self._lock:
             if len(self._cache) > 8:
                 self._cache.pop(next(iter(self._cache)))
