@@ -49,8 +49,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # run as a script from anywhere
 FSDD_DIR = ROOT.parent / "shared" / "data" / "fsdd"
 
-from load_server import (_cpu_s, _free_port, _rss_mib, start_server,  # noqa: E402
-                         stop_server, tiny_checkpoint)
+from load_server import (_cpu_s, _free_port, _rss_mib, memprobe_summary,  # noqa: E402
+                         soak_png, start_server, stop_server, tiny_checkpoint)
 MAX_SOAK_S, MAX_LEVEL_SESSIONS = 300.0, 64
 
 
@@ -142,28 +142,6 @@ def rss_summary(samples: list, warmup_fraction: float = 0.25) -> dict:
             "end": float(mib[-k:].mean()), "max": float(mib.max())}
 
 
-def soak_png(samples: list, path: Path, *, title: str) -> None:
-    """The RSS curve as a small line chart (Pillow)."""
-    from PIL import Image, ImageDraw
-
-    w, h, pad = 640, 320, 48
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    ts, ms = np.array([s[0] for s in samples]), np.array([s[1] for s in samples])
-    lo, hi = float(ms.min()) * 0.98, float(ms.max()) * 1.02 + 1e-9
-    pts = [(pad + (w - 2 * pad) * t / max(ts.max(), 1e-9),
-            h - pad - (h - 2 * pad) * (m - lo) / (hi - lo)) for t, m in zip(ts, ms)]
-    d.rectangle([pad, pad, w - pad, h - pad], outline="black")
-    d.line(pts, fill="navy", width=2)
-    for frac in (0.0, 0.5, 1.0):
-        y = h - pad - (h - 2 * pad) * frac
-        d.text((4, y - 6), f"{lo + frac * (hi - lo):.0f}", fill="black")
-    d.text((pad, h - pad + 8), "0 s", fill="black")
-    d.text((w - pad - 60, h - pad + 8), f"{ts.max():.0f} s", fill="black")
-    d.text((pad, 12), title, fill="black")
-    img.save(path)
-
-
 def _print_table(levels: list[dict]) -> None:
     print(f"{'N':>4} {'done':>5} {'err':>4} {'p50 s':>7} {'p95 s':>7} {'max s':>7} "
           f"{'1st p95':>7} {'rest p95':>8} {'conn s':>7} {'held':>5} "
@@ -210,6 +188,9 @@ def _parse(argv) -> argparse.Namespace:
     p.add_argument("--arrive-over", type=float, default=0.0,
                    help="spread the sessions' connections evenly over this many seconds")
     p.add_argument("--procs", type=int, default=1, help="server processes (serve --procs)")
+    p.add_argument("--memprobe", action="store_true",
+                   help="the server also logs malloc in-use/free and Python counts every 15 s "
+                        "(benchmarks/memprobe), summarised after the soak")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--name", default="load", help="result files NAME.json, NAME_soak.png")
@@ -256,23 +237,30 @@ def main(argv=None) -> dict:
         model = Path(args.model) if args.model else tiny_checkpoint(Path(tmp), args.corpus)
         port = _free_port()
         url, t0 = f"http://127.0.0.1:{port}/", time.time()
-        server = start_server(model, port, Path(tmp) / "home",
+        probe = Path(tmp) / "memprobe.jsonl" if args.memprobe else None
+        server = start_server(model, port, Path(tmp) / "home", memprobe=probe,
                               no_explain=args.no_explain_autostart, procs=args.procs)
         try:
             print(f"server up in {time.time() - t0:.1f} s at {url}", flush=True)
             levels, soaked = _measure(args, url, server.pid)
         finally:
             stop_server(server)
+        probed = memprobe_summary(probe) if probe is not None else None
     held = max((r["sessions"] for r in levels if r.get("held")), default=0)
     result = {"url": url, "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
               "interaction": "pick another corpus item (Select .hs-item) -> new Inspect header",
               "levels": levels, "sessions_held_p95_le_1s": held, "soak": soaked,
+              "memprobe": probed,
               "explain_autostart": not args.no_explain_autostart,
               "think_s": args.think, "arrive_over_s": args.arrive_over, "procs": args.procs,
               "maximisation": ("one per session after its picks (Maximise tab, Run, defaults)"
                                if args.maximise else "not driven (run with --maximise)")}
     _print_table(levels)
     print(f"sessions held with p95 <= 1 s: {held}")
+    if probed:
+        print("server memory (MiB)      " + "  ".join(f"{k:>9}" for k in probed["first"]))
+        for when in ("first", "after_warmup", "last"):
+            print(f"  {when:22s} " + "  ".join(f"{v:9.1f}" for v in probed[when].values()))
     _write(result, Path(args.out), args.name)
     return result
 

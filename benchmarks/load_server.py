@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -63,10 +65,14 @@ _NO_EXPLAIN = ("import sys; from serve.pages.explain import ExplainPage; "
 
 
 def start_server(model: Path, port: int, home: Path, *, timeout: float = 300.0,
-                 no_explain: bool = False, procs: int = 1):
-    """``hearsight serve`` on 127.0.0.1:``port`` in a child process, once it accepts connections."""
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+                 no_explain: bool = False, procs: int = 1, memprobe: Path | None = None):
+    """``hearsight serve`` on 127.0.0.1:``port`` in a child process, once it accepts connections;
+    with ``memprobe``, ``benchmarks/memprobe`` logs its memory to that file."""
+    probe = [str(ROOT / "benchmarks" / "memprobe")] if memprobe is not None else []
+    path = os.pathsep.join(p for p in (*probe, str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "PYTHONPATH": path, "HEARSIGHT_HOME": str(home)}
+    if memprobe is not None:
+        env["HS_MEMPROBE"] = str(memprobe)
     launch = ["-c", _NO_EXPLAIN] if no_explain else ["-m", "serve.cli"]
     proc = subprocess.Popen([sys.executable, *launch, "serve", "--model", str(model),
                              "--port", str(port), "--address", "127.0.0.1",
@@ -119,3 +125,43 @@ def _rss_mib(pid: int) -> float:
         except psutil.NoSuchProcess:
             pass
     return total / 2**20
+
+
+def soak_png(samples: list, path: Path, *, title: str) -> None:
+    """The RSS curve as a small line chart (Pillow)."""
+    from PIL import Image, ImageDraw
+
+    w, h, pad = 640, 320, 48
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    ts, ms = np.array([s[0] for s in samples]), np.array([s[1] for s in samples])
+    lo, hi = float(ms.min()) * 0.98, float(ms.max()) * 1.02 + 1e-9
+    pts = [(pad + (w - 2 * pad) * t / max(ts.max(), 1e-9),
+            h - pad - (h - 2 * pad) * (m - lo) / (hi - lo)) for t, m in zip(ts, ms)]
+    d.rectangle([pad, pad, w - pad, h - pad], outline="black")
+    d.line(pts, fill="navy", width=2)
+    for frac in (0.0, 0.5, 1.0):
+        y = h - pad - (h - 2 * pad) * frac
+        d.text((4, y - 6), f"{lo + frac * (hi - lo):.0f}", fill="black")
+    d.text((pad, h - pad + 8), "0 s", fill="black")
+    d.text((w - pad - 60, h - pad + 8), f"{ts.max():.0f} s", fill="black")
+    d.text((pad, 12), title, fill="black")
+    img.save(path)
+
+
+def memprobe_summary(path: Path, warmup_fraction: float = 0.25) -> dict | None:
+    """The memprobe's rows (``benchmarks/memprobe``) and their values at the first sample, just
+    after warm-up (the sample at ``warmup_fraction`` of the run) and at the last sample."""
+    import json
+
+    try:
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line]
+    except OSError:
+        return None
+    if not rows:
+        return None
+    keys = [k for k in ("rss", "in_use", "free", "mmapped", "py_blocks", "gc_objects") if k in rows[0]]
+    pick = lambda r: {k: float(r[k]) for k in keys}
+    return {"rows": rows, "first": pick(rows[0]),
+            "after_warmup": pick(rows[min(len(rows) - 1, int(len(rows) * warmup_fraction))]),
+            "last": pick(rows[-1])}
