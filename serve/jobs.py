@@ -157,11 +157,32 @@ class JobRunner:
         from panel.io.state import set_curdoc
 
         with set_curdoc(doc):
-            pn.state.execute(partial(held, doc, callback), schedule=True)
+            pn.state.execute(partial(held, doc, RunOnce(callback)), schedule=True)
 
     def stop_all(self) -> None:
         for job in self.active:
             job.stop()
+
+
+class RunOnce:
+    """``callback`` as a callable that drops it once run (or skips it when already run).
+
+    Panel and bokeh wrap a scheduled callback in closures that refer to each other, so the
+    wrappers outlive the call until Python's cyclic garbage collector runs, and with half a
+    million objects in a served process full collections are minutes apart. A pushed callback
+    carries a clip's analysis (~3 MB of activations): held by those wrappers, every pick leaked
+    one until then (the soak's steady growth). Dropped after the call, only the small wrappers wait.
+    """
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], None]):
+        self.callback = callback
+
+    def __call__(self) -> None:
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback()
 
 
 def held(doc, callback: Callable[[], None]) -> None:

@@ -110,3 +110,35 @@ def test_session_runner_is_shared_by_the_pages_of_a_session():
     runner = session_runner(s)
     assert session_runner(s) is runner
     assert (runner.max_jobs, runner.time_limit_s) == (2, 5.0)
+
+
+def test_a_pushed_callback_releases_what_it_carries_once_run_though_its_wrapper_lives_on():
+    # Panel and bokeh keep a scheduled callback's wrappers in reference cycles until the
+    # cyclic collector runs; what the callback carries (a clip's analysis) must not wait.
+    import gc
+    import weakref
+    from functools import partial
+
+    from serve.jobs import RunOnce
+
+    class Payload:
+        pass
+
+    seen = []
+    payload = Payload()
+    ref = weakref.ref(payload)
+    once = RunOnce(partial(seen.append, payload))
+    cycle = [once]
+    cycle.append(cycle)                        # the wrapper kept alive by a cycle
+    del payload
+    gc.disable()
+    try:
+        assert ref() is not None               # carried until run
+        once()
+        assert seen and seen[0] is ref()
+        seen.clear()
+        assert ref() is None                   # released by the call, no collection needed
+        once()                                 # a second call does nothing
+        assert seen == []
+    finally:
+        gc.enable()
