@@ -183,8 +183,11 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
     each serves whole sessions with its own copy of the model, so a session's Python work
     (building and patching its page) no longer waits on one interpreter lock.
     """
+    from serve.memory import pin_mmap_threshold
+
     origins = list(allow_websocket_origin or [])
     check_bind(address, origins)
+    pin_mmap_threshold()  # before any worker is forked: they inherit it
     if not 1 <= int(procs) <= 64:
         raise ValueError(f"--procs must be 1..64, got {procs}")
     limits = Limits.from_env()  # a bad HEARSIGHT_* value fails before the model loads

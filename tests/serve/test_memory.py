@@ -1,0 +1,64 @@
+"""Pinning glibc's mmap threshold: big blocks are mmapped, and go back when freed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_CHILD = """
+import ctypes, json, sys
+sys.path.insert(0, {root!r})
+libc = ctypes.CDLL("libc.so.6")
+class MI(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype = MI
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(8 << 20))      # freeing an 8 MiB mmapped block raises the threshold to 8 MiB
+def mapped_while_held(n):
+    before = libc.mallinfo2().hblkhd
+    p = libc.malloc(n); during = libc.mallinfo2().hblkhd; libc.free(p)
+    return during - before, libc.mallinfo2().hblkhd - before
+out = {{"raised": mapped_while_held(1 << 20)}}
+if {pin}:
+    from serve.memory import pin_mmap_threshold
+    out["set"] = pin_mmap_threshold(256 * 1024)
+    out["pinned"] = mapped_while_held(1 << 20)
+    out["small"] = mapped_while_held(64 * 1024)
+print(json.dumps(out))
+"""
+
+
+def _run(pin: bool) -> dict:
+    code = _CHILD.format(root=str(ROOT), pin=pin)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_pinned_threshold_maps_big_blocks_and_returns_them():
+    try:
+        out = _run(pin=True)
+    except subprocess.CalledProcessError as exc:  # not glibc >= 2.33 (no mallinfo2)
+        pytest.skip(f"no glibc mallinfo2: {exc.stderr[-200:]}")
+    mib = 1 << 20
+    assert out["raised"] == [0, 0]            # after the raise, 1 MiB came from the heap
+    assert out["set"] is True
+    assert out["pinned"][0] >= mib and out["pinned"][1] == 0   # now mapped, and unmapped on free
+    assert out["small"] == [0, 0]             # below the threshold: the heap as before
+
+
+def test_thresholds_outside_glibcs_range_are_refused():
+    from serve.memory import pin_mmap_threshold
+
+    for bad in (0, -1, 64 * 2**20):
+        with pytest.raises(ValueError, match="mmap threshold"):
+            pin_mmap_threshold(bad)
