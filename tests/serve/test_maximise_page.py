@@ -211,3 +211,22 @@ def test_latent_space_run_with_a_decoder_prior():
     x = page.result["x"]
     assert x.shape == PARAMS.shape and x.max() < 0 and x.min() > PARAMS.floor
     assert "<i>not loaded</i>" in page.verdict.value
+
+
+def test_step_figures_exist_before_a_run_and_only_their_data_change(shared):
+    # Built with the page (hidden): a run's steps swap their data and show them, so no
+    # step adds figures to a served document (a walk of all its models each time).
+    page = _page(shared, steps=3)
+    spec, bars = page._figs
+    assert not page.spec.visible and not page.probs.visible
+    assert page.spec.objects[0].object is spec and page.probs.objects[0].object is bars
+    for run in range(2):
+        _run(page)
+        assert page._figs == (spec, bars) and page.spec.objects[0].object is spec
+        assert page.spec.visible and page.probs.visible
+        image = [r for r in spec.renderers if "image" in r.data_source.data][0]
+        np.testing.assert_array_equal(image.data_source.data["image"][0],
+                                      page.result["x"].astype(np.float32))
+        assert spec.title.text == "Best start after step 3"
+        top = LABELS[int(np.argmax(page.result["own"]))]
+        assert list(bars.y_range.factors)[-1] == top
