@@ -205,7 +205,7 @@ class MaximisePage:
         from viz.refresh import refresh_image, refresh_probability_bars
 
         self.step_md.value = f"step {k} / {n}"
-        p, top = self.params, min(10, len(self.labels))
+        top = min(10, len(self.labels))
         spec_title = f"Best start after step {k}"
         # After the first step only the figures' data change: building two new figures per
         # step (and copying their data over) was a sixth of the server's time in a run.
