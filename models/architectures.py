@@ -23,7 +23,7 @@ import numpy as np
 from flax import nnx
 
 from models.hooks import tap
-from models.layers import conv_mono, max_pool2  # noqa: F401  (max_pool2 re-exported)
+from models.layers import conv_mono, conv_patches, max_pool2  # noqa: F401  (max_pool2 re-exported)
 
 _HAS_CAPTURE = hasattr(nnx, "capture")
 
@@ -106,15 +106,18 @@ def _shape2(input_shape) -> tuple[int, int]:
 
 
 class _ConvNet(nnx.Module):
-    """Shared by the CNNs: block ``i``'s convolution; a single-channel input with a kernel of
-    3 or more goes through :func:`models.layers.conv_mono` (same parameters and values; the
-    d-DeVIS forward 1.2-1.3x faster on CPU, at batch 1 and 256). The Soomro CNN's 2×2 first
-    layer gained nothing (0.95-0.99x) and keeps XLA's convolution."""
+    """Shared by the CNNs: block ``i``'s convolution. A single-channel input goes through
+    :func:`models.layers.conv_patches` when the kernel covers at most 9 bins (the Soomro CNN's
+    2×2 conv1: 2.4x faster at batch 1, 1.8x at 256) and :func:`models.layers.conv_mono` when
+    larger (the d-DeVIS 7×7 conv1: its forward 1.2-1.3x faster, at batch 1 and 256); same
+    parameters and values either way. Multi-channel layers keep XLA's convolution (im2col
+    there was 1.1-7x slower at batch 256)."""
 
     def _conv(self, i: int, x: jax.Array) -> jax.Array:
         conv = getattr(self, f"conv{i}")
-        if x.shape[-1] == 1 and max(conv.kernel_size) >= 3:
-            return conv_mono(conv, x)
+        if x.shape[-1] == 1:
+            kh, kw = conv.kernel[...].shape[:2]
+            return conv_patches(conv, x) if kh * kw <= 9 else conv_mono(conv, x)
         return conv(x)
 
 
