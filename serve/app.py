@@ -183,7 +183,7 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
     each serves whole sessions with its own copy of the model, so a session's Python work
     (building and patching its page) no longer waits on one interpreter lock.
     """
-    from serve.memory import pin_mmap_threshold
+    from serve.memory import freeze_startup_objects, pin_mmap_threshold
 
     origins = list(allow_websocket_origin or [])
     check_bind(address, origins)
@@ -208,6 +208,7 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
     pn.config.nthreads = THREADS
     if not origins:
         origins = [f"{h}:{port}" for h in ("localhost", "127.0.0.1")]
+    freeze_startup_objects()
     print(f"hearsight: serving {arch} from {model_dir} at http://{address}:{port}/"
           + (f" ({procs} processes)" if procs > 1 else ""), flush=True)
     return pn.serve({"/": app}, port=port, address=address,

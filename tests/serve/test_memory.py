@@ -1,4 +1,5 @@
-"""Pinning glibc's mmap threshold: big blocks are mmapped, and go back when freed."""
+"""Server memory: glibc's mmap threshold pinned (big blocks mmapped and returned when freed);
+start-up objects frozen out of the garbage collector's walks."""
 
 from __future__ import annotations
 
@@ -64,3 +65,37 @@ def test_thresholds_outside_glibcs_range_are_refused():
     for bad in (0, -1, 64 * 2**20):
         with pytest.raises(ValueError, match="mmap threshold"):
             pin_mmap_threshold(bad)
+
+
+_FREEZE_CHILD = """
+import gc, json, sys, weakref
+sys.path.insert(0, {root!r})
+class Node:
+    pass
+def cycle():
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+old = cycle()                      # unreachable, alive only through its cycle
+from serve.memory import freeze_startup_objects
+gc.disable()
+old_before = old() is not None     # collected by the freeze's own full collection?
+keep = cycle()                     # created before the freeze, so frozen with the rest
+keep_strong = keep()
+n = freeze_startup_objects()
+del keep_strong                    # now unreachable, but frozen: a collection must not see it
+new = cycle()                      # created after the freeze: collected as usual
+gc.collect()
+print(json.dumps(dict(frozen=n, old_collected=old() is None, frozen_alive=keep() is not None,
+                      new_collected=new() is None)))
+"""
+
+
+def test_freezing_moves_start_up_objects_out_of_collections_but_not_later_ones():
+    out = subprocess.run([sys.executable, "-c", _FREEZE_CHILD.format(root=str(ROOT))],
+                         capture_output=True, text=True, timeout=60, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["frozen"] > 1000                    # at least the interpreter's own objects
+    assert res["old_collected"]                    # garbage is collected before freezing
+    assert res["frozen_alive"]                     # frozen objects are not walked again
+    assert res["new_collected"]                    # what sessions create is collected
