@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from data.features import FeatureParams
+from data.names import display_name, safe_basename  # noqa: F401  (re-exported)
 
 MIN_RATE = 1000
 MAX_RATE = 384_000
@@ -27,33 +28,6 @@ _DECODE_ERRORS = (sf.SoundFileError, RuntimeError, TypeError, ValueError, OSErro
 
 class AudioError(ValueError):
     """Unusable audio input; the message names the source and the reason."""
-
-
-def display_name(name: str | bytes | os.PathLike, *, limit: int = 80) -> str:
-    """A safe one-line label for a user-supplied file name or path, for messages.
-
-    Bytes are decoded as UTF-8 with replacement; undecodable (surrogate-escaped) and
-    non-printable characters become ``?``; length is capped at ``limit`` characters with an
-    ellipsis. The path part is kept (a CLI user named it); see :func:`safe_basename`.
-    """
-    if isinstance(name, os.PathLike):
-        name = os.fspath(name)
-    if isinstance(name, bytes):
-        name = name.decode("utf-8", errors="replace")
-    text = "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else "?"
-                   for ch in str(name))
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def safe_basename(name: str | bytes | os.PathLike, *, limit: int = 80) -> str:
-    """:func:`display_name` of the last path component only (``/`` and ``\\`` both split),
-    ``"clip"`` when nothing printable is left; used for uploads, whose names are untrusted."""
-    if isinstance(name, os.PathLike):
-        name = os.fspath(name)
-    if isinstance(name, bytes):
-        name = name.decode("utf-8", errors="replace")
-    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
-    return display_name(base, limit=limit).strip() or "clip"
 
 
 def _source_name(source, name: str | bytes | None) -> str:

@@ -20,7 +20,6 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -35,6 +34,7 @@ from flax import nnx
 from data.features import FeatureParams
 from models.architectures import variable_type, variable_value
 from models.registry import build_model
+from models.state_tree import flatten, nest, saved_variables, set_variable
 
 FORMAT_VERSION = 1
 KNOWN_FORMAT_VERSIONS = (1,)
@@ -64,45 +64,6 @@ def _versions() -> dict[str, str]:
             out[key] = importlib_metadata.version(dist)
         except importlib_metadata.PackageNotFoundError:
             out[key] = "unknown"
-    return out
-
-
-def _set_variable(v: Any, value: Any) -> None:
-    if hasattr(v, "set_value"):
-        v.set_value(value)
-    else:
-        v.value = value
-
-
-def _saved_variables(state: Mapping, prefix: tuple[str, ...] = ()) -> dict[tuple, Any]:
-    """``{path: Variable}`` of everything worth saving (not RNG state, not intermediates)."""
-    out = {}
-    for key, v in state.items():
-        path = (*prefix, str(key))
-        kind = variable_type(v)
-        if kind is not None:
-            if not issubclass(kind, (nnx.RngState, nnx.Intermediate)):
-                out[path] = v
-        elif isinstance(v, Mapping):
-            out.update(_saved_variables(v, path))
-    return out
-
-
-def _nest(flat: dict[tuple, Any]) -> dict:
-    root: dict = {}
-    for path, value in flat.items():
-        node = root
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return root
-
-
-def _flatten(tree: Mapping, prefix: tuple[str, ...] = ()) -> dict[tuple, Any]:
-    out = {}
-    for key, v in tree.items():
-        path = (*prefix, str(key))
-        out.update(_flatten(v, path) if isinstance(v, Mapping) else {path: v})
     return out
 
 
@@ -212,13 +173,13 @@ def save_checkpoint(directory: str | Path, model: nnx.Module, metadata: dict) ->
     meta = _complete_metadata(metadata)
     validate_metadata(meta, directory)
     arrays = {p: np.asarray(variable_value(v))
-              for p, v in _saved_variables(nnx.state(model)).items()}
+              for p, v in saved_variables(nnx.state(model)).items()}
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex}"
     try:
         tmp.mkdir()
         with ocp.StandardCheckpointer() as ckptr:
-            ckptr.save(tmp / "state", _nest(arrays))
+            ckptr.save(tmp / "state", nest(arrays))
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         _swap_into_place(tmp, directory)
     finally:
@@ -243,20 +204,20 @@ def _materialise_unsaved(state, wanted) -> None:
         if path in wanted or not isinstance(variable_value(var), jax.ShapeDtypeStruct):
             continue
         if isinstance(var, nnx.RngKey) or variable_type(var) is nnx.RngKey:
-            _set_variable(var, jax.random.key(i))
+            set_variable(var, jax.random.key(i))
         else:
             abstract = variable_value(var)
-            _set_variable(var, jnp.zeros(abstract.shape, abstract.dtype))
+            set_variable(var, jnp.zeros(abstract.shape, abstract.dtype))
 
 
 def _restore_into(model: nnx.Module, state_dir: Path, directory: Path, arch: str) -> None:
     try:
         with ocp.StandardCheckpointer() as ckptr:
-            restored = _flatten(ckptr.restore(state_dir))
+            restored = flatten(ckptr.restore(state_dir))
     except Exception as e:  # orbax/tensorstore raise many types for damaged files
         raise _fail(f"model state is corrupt ({type(e).__name__}: {e})", directory, arch) from e
     state = nnx.state(model)
-    wanted = _saved_variables(state)
+    wanted = saved_variables(state)
     missing, extra = sorted(set(wanted) - set(restored)), sorted(set(restored) - set(wanted))
     if missing or extra:
         raise _fail(f"saved state does not fit architecture {arch!r}: missing "
@@ -268,7 +229,7 @@ def _restore_into(model: nnx.Module, state_dir: Path, directory: Path, arch: str
         if old != new:
             raise _fail(f"shape mismatch at {'/'.join(path)}: saved {new}, model expects "
                         f"{old}", directory, arch)
-        _set_variable(var, jnp.asarray(restored[path], dtype=variable_value(var).dtype))
+        set_variable(var, jnp.asarray(restored[path], dtype=variable_value(var).dtype))
     nnx.update(model, state)
 
 

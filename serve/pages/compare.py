@@ -16,10 +16,10 @@ import numpy as np
 import panel as pn
 
 from data.edits import EDIT_SCHEMAS, EditHistory, chain_from_json, chain_to_json, validate_edit
-from serve.pages.compare_parts import (chain_markdown, distance_arrays, edited_clip,
-                                       param_widgets, prediction_summary, side_panes,
-                                       top_class)
-from serve.pages.inspect import conv_layers, sonify
+from serve.pages.compare_parts import (chain_markdown, distance_figure, edited_clip,
+                                       filter_players, page_layout, param_widgets,
+                                       prediction_lines, side_panes)
+from serve.pages.inspect import conv_layers
 
 
 class ComparePage:
@@ -133,14 +133,14 @@ class ComparePage:
             return True
 
     def undo(self) -> None:
-        with self._lock:
-            if self.history.undo() is not None:
-                self._recompute(self.history.chain)
-                self._show_chain()
+        self._move(self.history.undo)
 
     def redo(self) -> None:
+        self._move(self.history.redo)
+
+    def _move(self, step) -> None:
         with self._lock:
-            if self.history.redo() is not None:
+            if step() is not None:
                 self._recompute(self.history.chain)
                 self._show_chain()
 
@@ -233,23 +233,17 @@ class ComparePage:
 
         labels = list(self.session.predictor.labels)
         pa, pb = self.analysis_a.probs, self.analysis_b.probs
-        self.summary.object = prediction_summary(pa, pb, labels)
-        for pane, probs, name in ((self.pred_a, pa, "Original"), (self.pred_b, pb, "Edited")):
-            label, p = top_class(probs, labels)
-            pane.object = f"**{name}:** {label} ({p:.1%})"
+        self.summary.object, self.pred_a.object, self.pred_b.object = prediction_lines(
+            pa, pb, labels)
         self.probs.objects = [pn.pane.Bokeh(compare_probability_bars(
             pa, pb, labels, top=min(10, len(labels)), title="Class probabilities"))]
 
     def _show_distances(self) -> None:
-        from viz.compare import activation_distance_chart
         from viz.featuremaps import layer_distances
 
         self.distances = layer_distances(self.analysis_a.acts, self.analysis_b.acts)
-        if not self.distances:
-            self.distance_view.objects = []
-            return
-        layers, cosine, rel = distance_arrays(self.distances)
-        self.distance_view.objects = [pn.pane.Bokeh(activation_distance_chart(layers, cosine, rel))]
+        fig = distance_figure(self.distances)
+        self.distance_view.objects = [] if fig is None else [pn.pane.Bokeh(fig)]
 
     def _update_layers(self) -> None:
         layers = conv_layers(self.analysis_b.acts)
@@ -295,20 +289,8 @@ class ComparePage:
         maps = self._fmaps()
         if maps is None:
             return
-        audio = [pn.pane.Audio(sonify(m, self.params), sample_rate=self.params.sample_rate,
-                               name=tag, css_classes=[f"hs-filter-audio-{tag}"])
-                 for m, tag in zip(maps, ("original", "edited"))]
-        self.diff_view.objects = [*self.diff_view.objects[:1], pn.Row(*audio)]
+        self.diff_view.objects = [*self.diff_view.objects[:1],
+                                  pn.Row(*filter_players(maps, self.params))]
 
     def view(self):
-        editor = pn.Column(
-            "#### Edit chain", self.op_select, self.param_box, self.add_button,
-            pn.Row(self.undo_button, self.redo_button, self.reset_button), self.chain_view,
-            self.chain_upload, self.chain_download, self.wav_download, width=320)
-        compare = pn.Column(
-            self.header, self.length_note, pn.Row(self.side_a, self.side_b), self.summary,
-            pn.Row(self.pred_a, self.pred_b), self.probs, "#### Feature maps of one layer",
-            pn.Row(self.layer_select, self.channel_select, self.listen_button), self.maps,
-            self.diff_view, "#### Per-layer activation distance", self.distance_view,
-            sizing_mode="stretch_width")
-        return pn.Row(editor, compare, sizing_mode="stretch_width")
+        return page_layout(self)

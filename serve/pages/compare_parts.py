@@ -124,6 +124,31 @@ def prediction_summary(probs_a: np.ndarray, probs_b: np.ndarray, labels: list[st
     return f"original → **{a}** ({pa:.1%}) · edited → **{b}** ({pb:.1%}) — {verdict}"
 
 
+def prediction_lines(probs_a: np.ndarray, probs_b: np.ndarray,
+                     labels: list[str]) -> tuple[str, str, str]:
+    """``(summary, original's line, edited's line)`` in Markdown."""
+    lines = [f"**{name}:** {label} ({p:.1%})" for name, (label, p) in
+             (("Original", top_class(probs_a, labels)), ("Edited", top_class(probs_b, labels)))]
+    return prediction_summary(probs_a, probs_b, labels), *lines
+
+
+def distance_figure(distances: dict[str, dict[str, float]]):
+    """The per-layer distance chart of :func:`viz.featuremaps.layer_distances`' result, or
+    None when no layer was compared."""
+    from viz.compare import activation_distance_chart
+
+    return activation_distance_chart(*distance_arrays(distances)) if distances else None
+
+
+def filter_players(maps: tuple[np.ndarray, np.ndarray], params) -> list:
+    """Audio players of the original's and the edited clip's sonified filter maps."""
+    from serve.pages.inspect import sonify
+
+    return [pn.pane.Audio(sonify(m, params), sample_rate=params.sample_rate, name=tag,
+                          css_classes=[f"hs-filter-audio-{tag}"])
+            for m, tag in zip(maps, ("original", "edited"))]
+
+
 def distance_arrays(distances: dict[str, dict[str, float]]) -> tuple[list[str], list[float],
                                                                       list[float]]:
     """``(layers, cosine, rel_l2)`` lists from :func:`viz.featuremaps.layer_distances`."""
@@ -152,3 +177,18 @@ def side_panes(title: str, wave: np.ndarray, feats: np.ndarray, params, *, tag: 
             pn.pane.Bokeh(waveform_plot(wave, p.sample_rate, title=f"{title}: waveform",
                                         height=180)),
             pn.pane.Bokeh(spec)]
+
+
+def page_layout(page):
+    """The Edit & compare tab's layout: the editor column beside the comparison."""
+    editor = pn.Column(
+        "#### Edit chain", page.op_select, page.param_box, page.add_button,
+        pn.Row(page.undo_button, page.redo_button, page.reset_button), page.chain_view,
+        page.chain_upload, page.chain_download, page.wav_download, width=320)
+    compare = pn.Column(
+        page.header, page.length_note, pn.Row(page.side_a, page.side_b), page.summary,
+        pn.Row(page.pred_a, page.pred_b), page.probs, "#### Feature maps of one layer",
+        pn.Row(page.layer_select, page.channel_select, page.listen_button), page.maps,
+        page.diff_view, "#### Per-layer activation distance", page.distance_view,
+        sizing_mode="stretch_width")
+    return pn.Row(editor, compare, sizing_mode="stretch_width")
