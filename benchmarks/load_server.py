@@ -160,7 +160,8 @@ def memprobe_summary(path: Path, warmup_fraction: float = 0.25) -> dict | None:
         return None
     if not rows:
         return None
-    keys = [k for k in ("rss", "in_use", "free", "mmapped", "py_blocks", "gc_objects") if k in rows[0]]
+    keys = [k for k in ("rss", "in_use", "free", "mmapped", "py_blocks", "gc_objects", "cpu_main",
+                        "cpu_xla", "cpu_other") if k in rows[0]]
     pick = lambda r: {k: float(r[k]) for k in keys}
     return {"rows": rows, "first": pick(rows[0]),
             "after_warmup": pick(rows[min(len(rows) - 1, int(len(rows) * warmup_fraction))]),

@@ -7,6 +7,9 @@ appends one JSON line with the time since start, RSS, glibc's ``mallinfo2()`` (`
 bytes handed out by malloc; ``free``: bytes the allocator keeps; ``mmapped``), Python's
 allocated block count and the number of objects the garbage collector tracks (all sizes MiB).
 Growth of ``in_use`` is live native memory; growth of ``free`` alone is fragmentation.
+Each row also holds the CPU seconds used so far by kind of thread (``cpu_main``: the event
+loop every session shares; ``cpu_xla``: XLA's compute pool, i.e. forwards and maximisation
+steps; ``cpu_other``: Python worker threads and the rest), from ``/proc/self/task``.
 """
 
 import os
@@ -20,6 +23,24 @@ def _is_server() -> bool:
             return b"serve.cli" in f.read()
     except OSError:
         return False
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of this process's threads, summed by kind (main / xla / other)."""
+    out = {"cpu_main": 0.0, "cpu_xla": 0.0, "cpu_other": 0.0}
+    tick, me = os.sysconf("SC_CLK_TCK"), os.getpid()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        kind = ("cpu_main" if int(tid) == me else
+                "cpu_xla" if comm.startswith("tf_XLA") else "cpu_other")
+        out[kind] += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return {k: round(v, 2) for k, v in out.items()}
 
 
 def _probe(path: str, every: float) -> None:
@@ -45,7 +66,8 @@ def _probe(path: str, every: float) -> None:
         with open("/proc/self/statm") as f:
             rss = int(f.read().split()[1]) * page
         row = {"t": round(time.time() - t0, 1), "rss": round(rss * mib, 1),
-               "py_blocks": sys.getallocatedblocks(), "gc_objects": len(gc.get_objects())}
+               "py_blocks": sys.getallocatedblocks(), "gc_objects": len(gc.get_objects()),
+               **thread_cpu()}
         if libc is not None:
             m = libc.mallinfo2()
             row.update(in_use=round(m.uordblks * mib, 1), free=round(m.fordblks * mib, 1),
