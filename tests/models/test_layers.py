@@ -10,18 +10,24 @@ from flax import nnx
 from models.layers import conv_mono, conv_patches
 
 
+def _assert_same_as_nnx(fn, k, c_in, c_out, use_bias, shape, seed):
+    """``fn(conv, x)`` equals ``conv(x)`` in values and in its input gradient."""
+    conv = nnx.Conv(c_in, c_out, kernel_size=k, padding="SAME", use_bias=use_bias,
+                    rngs=nnx.Rngs(seed))
+    if use_bias:
+        conv.bias[...] = jnp.linspace(-1.0, 1.0, c_out)
+    x = jnp.asarray(np.random.default_rng(seed).standard_normal((*shape, c_in), np.float32))
+    np.testing.assert_allclose(np.asarray(fn(conv, x)), np.asarray(conv(x)),
+                               rtol=1e-5, atol=1e-5)
+    grad = jax.grad(lambda v, f: (f(v) ** 2).sum(), argnums=0)
+    np.testing.assert_allclose(np.asarray(grad(x, lambda v: fn(conv, v))),
+                               np.asarray(grad(x, conv)), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("k,use_bias", [((7, 7), True), ((2, 2), True), ((3, 5), False),
                                          ((4, 1), True)])
 def test_conv_mono_matches_nnx_conv(k, use_bias):
-    conv = nnx.Conv(1, 6, kernel_size=k, padding="SAME", use_bias=use_bias, rngs=nnx.Rngs(3))
-    if use_bias:
-        conv.bias[...] = jnp.linspace(-1.0, 1.0, 6)
-    x = jnp.asarray(np.random.default_rng(0).standard_normal((3, 17, 12, 1), np.float32))
-    np.testing.assert_allclose(np.asarray(conv_mono(conv, x)), np.asarray(conv(x)),
-                               rtol=1e-5, atol=1e-5)
-    grad = jax.grad(lambda v, f: (f(v) ** 2).sum(), argnums=0)
-    np.testing.assert_allclose(np.asarray(grad(x, lambda v: conv_mono(conv, v))),
-                               np.asarray(grad(x, conv)), rtol=1e-4, atol=1e-4)
+    _assert_same_as_nnx(conv_mono, k, 1, 6, use_bias, (3, 17, 12), seed=3)
 
 
 def test_conv_mono_on_a_delta_returns_the_flipped_kernel():
@@ -40,16 +46,7 @@ def test_conv_mono_refuses_several_input_channels():
 @pytest.mark.parametrize("k,c_in,use_bias", [((2, 2), 1, True), ((3, 3), 1, False),
                                               ((2, 3), 4, True), ((1, 1), 2, True)])
 def test_conv_patches_matches_nnx_conv_with_gradients(k, c_in, use_bias):
-    conv = nnx.Conv(c_in, 5, kernel_size=k, padding="SAME", use_bias=use_bias,
-                    rngs=nnx.Rngs(1))
-    if use_bias:
-        conv.bias[...] = jnp.linspace(-1.0, 1.0, 5)
-    x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 9, 14, c_in), np.float32))
-    np.testing.assert_allclose(np.asarray(conv_patches(conv, x)), np.asarray(conv(x)),
-                               rtol=1e-5, atol=1e-5)
-    grad = jax.grad(lambda v, f: (f(v) ** 2).sum(), argnums=0)
-    np.testing.assert_allclose(np.asarray(grad(x, lambda v: conv_patches(conv, v))),
-                               np.asarray(grad(x, conv)), rtol=1e-4, atol=1e-4)
+    _assert_same_as_nnx(conv_patches, k, c_in, 5, use_bias, (2, 9, 14), seed=2)
 
 
 def test_conv_patches_on_a_delta_returns_the_flipped_kernel_at_the_same_offset():
