@@ -174,9 +174,12 @@ class MaximisePage:
             values = np.asarray(metrics["objective"])
             best = int(np.argmax(values))
             x_best = np.asarray(metrics["x"][best])
+            # The step's own forward pass gave every class's probability: classifying the
+            # best start again when drawing would block the event loop on a forward pass.
+            probs = np.asarray(metrics["probs"][best])
             self.result["history"].append(values)
             self.result["x"] = x_best
-            self._latest = (i + 1, n, x_best)
+            self._latest = (i + 1, n, x_best, probs)
             # One draw queued at a time: when steps outpace the page (a busy server), the
             # queued draw shows the newest step and the ones in between are skipped.
             if not self._push_pending:
@@ -192,8 +195,7 @@ class MaximisePage:
             self._push_pending = False  # before reading: a newer step queues another draw
             if self._latest is None or self._latest[0] <= self._shown:
                 return
-            k, n, x_best = self._latest
-            probs = class_probs(self.predictor.acts_fn, x_best[None])[0]
+            k, n, x_best, probs = self._latest
             done, self._shown = self._shown, k
             rows = self.result["history"][done:k]
             self.curve_source.stream({"step": list(range(done + 1, k + 1)),

@@ -123,8 +123,9 @@ def test_noise_to_class_reaches_target_on_linear_softmax():
         state, m = run(init, step, noise_start(jax.random.key(c), 64, (F, T)), 20,
                        key=jax.random.key(10 + c))
         assert float(np.mean(np.asarray(m["pred"]) == c)) >= 0.95
-        np.testing.assert_allclose(m["target_prob"], softmax(np.asarray(acts_fn(m["x"])[0]), axis=1)[:, c],
-                                   rtol=1e-5)
+        probs = softmax(np.asarray(acts_fn(m["x"])[0]), axis=1)
+        np.testing.assert_allclose(m["target_prob"], probs[:, c], rtol=1e-5)
+        np.testing.assert_allclose(m["probs"], probs, rtol=1e-5, atol=1e-7)  # every class
 
 
 def test_per_start_targets_match_one_maximiser_per_class_and_compile_once():
