@@ -29,6 +29,9 @@ Sessions announce ``DocumentReady`` as a browser does (before it Panel sends no 
 ``--think S`` pauses before each pick (exponential, mean S, as a person looking at the result);
 ``--arrive-over S`` spreads the sessions' connections over S seconds; ``--procs N`` serves with
 ``hearsight serve --procs N``; server CPU and memory include the worker processes.
+``--client-procs K`` spreads the sessions over K client processes (as users have browsers of
+their own; in one process every session's messages queue on one interpreter lock); client
+CPU includes them.
 """
 
 from __future__ import annotations
@@ -55,33 +58,48 @@ MAX_SOAK_S, MAX_LEVEL_SESSIONS = 300.0, 64
 
 
 def _run_threads(url: str, n: int, *, seed: int, join_s: float, arrive_over: float = 0.0,
-                 **kwargs) -> list[dict]:
-    """``n`` client sessions in ``n`` threads (seeds ``seed + s``); their result dicts.
-    Session ``s`` connects ``s * arrive_over / n`` seconds after the first."""
-    from load_client import run_session
+                 pool=None, **kwargs) -> list[dict]:
+    """``n`` client sessions (seeds ``seed + s``); their result dicts. Session ``s`` connects
+    ``s * arrive_over / n`` seconds after the first. Without ``pool`` they are ``n`` threads of
+    this process; with a ``ProcessPoolExecutor`` of K workers, session ``s`` runs as a thread
+    of worker ``s % K`` (see ``--client-procs``)."""
+    from load_client import run_group
 
-    outs = [{} for _ in range(n)]
-    threads = [threading.Thread(target=run_session, args=(url, outs[s]),
-                                kwargs={"seed": seed + s, "delay": s * arrive_over / n, **kwargs},
-                                daemon=True)
-               for s in range(n)]
-    for t in threads:
-        t.start()
-    deadline = time.time() + join_s
-    for t in threads:
-        t.join(max(0.0, deadline - time.time()))
-    return outs
+    plan = [(seed + s, s * arrive_over / n) for s in range(n)]
+    if pool is None:
+        return run_group(url, plan, join_s=join_s, **kwargs)
+    k = pool._max_workers
+    parts = [pool.submit(run_group, url, plan[w::k], join_s=join_s, **kwargs) for w in range(k)]
+    outs = [[] for _ in range(k)]
+    for w, part in enumerate(parts):
+        outs[w] = part.result(timeout=join_s + 60)
+    return [outs[s % k][s // k] for s in range(n)]  # back in session order
+
+
+def client_pool(procs: int):
+    """``procs`` client processes, started (and bokeh imported) before any level is timed;
+    None for 1 (threads of this process)."""
+    if procs <= 1:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from load_client import warm_up
+
+    pool = ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn"))
+    list(pool.map(warm_up, [0.5] * procs))  # each sleeps, so every worker takes one
+    return pool
 
 
 def ramp_level(url: str, pid: int, n: int, *, interactions: int, timeout: float,
                seed: int, maximisation: bool = True, think: float = 0.0,
-               arrive_over: float = 0.0) -> dict:
+               arrive_over: float = 0.0, pool=None) -> dict:
     """N sessions at once, ``interactions`` each: latency percentiles, errors, held or not,
     and the CPU seconds the server and the clients (this process) spent on the level."""
     if not 1 <= n <= MAX_LEVEL_SESSIONS:
         raise ValueError(f"sessions per level must be 1..{MAX_LEVEL_SESSIONS}, got {n}")
-    t0, cpu0 = time.time(), _cpu_s(pid)
-    outs = _run_threads(url, n, seed=seed, arrive_over=arrive_over,
+    t0, cpu0, start = time.time(), _cpu_s(pid), time.perf_counter()
+    outs = _run_threads(url, n, seed=seed, arrive_over=arrive_over, pool=pool,
                         join_s=120 + arrive_over + (interactions + 1) * (timeout + 4 * think),
                         interactions=interactions, timeout=timeout, maximisation=maximisation,
                         think=think)
@@ -99,7 +117,21 @@ def ramp_level(url: str, pid: int, n: int, *, interactions: int, timeout: float,
             # A session's first pick builds its Inspect figures; later picks only patch them.
             "first_pick_p95_s": _p95([o["latencies"][0] for o in outs if o.get("latencies")]),
             "later_picks_p95_s": _p95([x for o in outs for x in o.get("latencies", [])[1:]]),
-            "maximise": _maximise_summary(outs) if maximisation else None}
+            "maximise": _maximise_summary(outs) if maximisation else None,
+            "timeline": _timeline(outs, start)}
+
+
+def _timeline(outs: list[dict], start: float) -> dict:
+    """When (s after the level began) each session connected, picked (with the pick's
+    latency) and started its maximisation (with its seconds to the last step): to see
+    whether slow picks come with the arrivals or with the maximisations."""
+    at = lambda t: round(t - start, 3)
+    picks = sorted((at(t), round(lat, 3)) for o in outs
+                   for t, lat in zip(o.get("pick_at", []), o.get("latencies", [])))
+    return {"connect": sorted(at(o["connect_at"]) for o in outs if "connect_at" in o),
+            "picks": [list(p) for p in picks],
+            "maximise": sorted([at(o["maximise_at"]), round(o["maximise"]["done_s"], 3)]
+                               for o in outs if "maximise" in o)}
 
 
 def _p95(values: list) -> float | None:
@@ -188,6 +220,10 @@ def _parse(argv) -> argparse.Namespace:
     p.add_argument("--arrive-over", type=float, default=0.0,
                    help="spread the sessions' connections evenly over this many seconds")
     p.add_argument("--procs", type=int, default=1, help="server processes (serve --procs)")
+    p.add_argument("--client-procs", type=int, default=1,
+                   help="client processes the sessions are spread over (1: threads of this "
+                        "process, whose one interpreter lock then queues every session's "
+                        "messages behind the others')")
     p.add_argument("--memprobe", action="store_true",
                    help="the server also logs malloc in-use/free and Python counts every 15 s "
                         "(benchmarks/memprobe), summarised after the soak")
@@ -197,8 +233,9 @@ def _parse(argv) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 1 <= args.interactions <= 100 or not 1.0 <= args.timeout <= 600:
         p.error("--interactions must be 1..100 and --timeout 1..600 s")
-    if not 0 <= args.think <= 60 or not 0 <= args.arrive_over <= 300 or not 1 <= args.procs <= 16:
-        p.error("--think must be 0..60 s, --arrive-over 0..300 s and --procs 1..16")
+    if not 0 <= args.think <= 60 or not 0 <= args.arrive_over <= 300 or not 1 <= args.procs <= 16 \
+            or not 1 <= args.client_procs <= 16:
+        p.error("--think must be 0..60 s, --arrive-over 0..300 s, --procs and --client-procs 1..16")
     args.soak_seconds = min(max(args.soak_seconds, 0.0), MAX_SOAK_S)
     return args
 
@@ -208,6 +245,15 @@ def _measure(args, url: str, pid: int) -> tuple[list, dict | None]:
     from load_client import register_models
 
     register_models()
+    pool = client_pool(args.client_procs)
+    try:
+        return _ramp_and_soak(args, url, pid, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _ramp_and_soak(args, url: str, pid: int, pool) -> tuple[list, dict | None]:
     levels = []
     for n in (int(x) for x in args.ramp.split(",")):
         if levels and (levels[-1].get("skipped") or not levels[-1]["p95_s"] <= args.stop_p95):
@@ -217,7 +263,7 @@ def _measure(args, url: str, pid: int) -> tuple[list, dict | None]:
         levels.append(ramp_level(url, pid, n, interactions=args.interactions,
                                  timeout=args.timeout, seed=args.seed + 1000 * n,
                                  maximisation=args.maximise, think=args.think,
-                                 arrive_over=args.arrive_over))
+                                 arrive_over=args.arrive_over, pool=pool))
         r = levels[-1]
         print(f"N={n:3d}: p50 {r['p50_s']:.3f} s, p95 {r['p95_s']:.3f} s, errors {r['errors']}, "
               f"held {r['held']} ({r['wall_s']} s; CPU s server {r['server_cpu_s']}, "
@@ -253,6 +299,7 @@ def main(argv=None) -> dict:
               "memprobe": probed,
               "explain_autostart": not args.no_explain_autostart,
               "think_s": args.think, "arrive_over_s": args.arrive_over, "procs": args.procs,
+              "client_procs": args.client_procs,
               "maximisation": ("one per session after its picks (Maximise tab, Run, defaults)"
                                if args.maximise else "not driven (run with --maximise)")}
     _print_table(levels)

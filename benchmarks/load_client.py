@@ -235,6 +235,31 @@ def maximise(session, *, timeout: float) -> dict:
             "steps": int(progress().group(2))}
 
 
+def warm_up(seconds: float) -> None:
+    """Import the client's modules in a worker process before anything is timed."""
+    import bokeh.client  # noqa: F401
+
+    register_models()
+    time.sleep(seconds)
+
+
+def run_group(url: str, plan: list[tuple[int, float]], *, join_s: float, **kwargs) -> list[dict]:
+    """One thread per ``(seed, delay)`` of ``plan`` running :func:`run_session`; their result
+    dicts, in ``plan``'s order, once all have ended or ``join_s`` seconds have passed."""
+    import threading
+
+    outs = [{} for _ in plan]
+    threads = [threading.Thread(target=run_session, args=(url, out), daemon=True,
+                                kwargs={"seed": seed, "delay": delay, **kwargs})
+               for out, (seed, delay) in zip(outs, plan)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + join_s
+    for t in threads:
+        t.join(max(0.0, deadline - time.time()))
+    return outs
+
+
 def run_session(url: str, out: dict, *, interactions: int, timeout: float, seed: int,
                 until: float | None = None, maximisation: bool = False, delay: float = 0.0,
                 think: float = 0.0) -> None:
@@ -250,7 +275,7 @@ def run_session(url: str, out: dict, *, interactions: int, timeout: float, seed:
     rng = np.random.default_rng(seed)
     try:
         time.sleep(max(0.0, delay))
-        t0 = time.perf_counter()
+        t0 = out["connect_at"] = time.perf_counter()
         # A session that will maximise opens with the Maximise page built (?tab=maximise),
         # then works on Inspect first.
         args = {"tab": "maximise"} if maximisation else None
@@ -269,10 +294,12 @@ def run_session(url: str, out: dict, *, interactions: int, timeout: float, seed:
                     # Ends through its predicate (checked on each ping reply): stopping the
                     # loop at the deadline instead drops the connection.
                     _wait_until(session._connection, lambda: time.perf_counter() >= end, end + 5)
+                out.setdefault("pick_at", []).append(time.perf_counter())
                 out.setdefault("latencies", []).append(
                     interact(session, picker, header, value, name, timeout=timeout))
                 i += 1
             if maximisation:
+                out["maximise_at"] = time.perf_counter()
                 out["maximise"] = maximise(session, timeout=timeout)
     except Exception as exc:  # a failed session is a result, not a crash of the benchmark
         out["error"] = f"{type(exc).__name__}: {exc}"

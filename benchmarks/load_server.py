@@ -100,18 +100,24 @@ def _tree(pid: int) -> list:
 
 def _cpu_s(pid: int) -> tuple[float, float]:
     """CPU seconds (user + system) used so far by the server ``pid`` (with its workers) and
-    by this process."""
+    by the clients: this process and its other child processes (``--client-procs``)."""
     import psutil
 
-    server = 0.0
-    for p in _tree(pid):
+    server_tree = _tree(pid)
+    ids = {p.pid for p in server_tree}
+    clients = [p for p in psutil.Process().children(recursive=True) if p.pid not in ids]
+    server = clients_s = 0.0
+    for p in server_tree + clients:
         try:
             t = p.cpu_times()
-            server += t.user + t.system
         except psutil.NoSuchProcess:
-            pass
+            continue
+        if p.pid in ids:
+            server += t.user + t.system
+        else:
+            clients_s += t.user + t.system
     me = os.times()
-    return server, me.user + me.system
+    return server, me.user + me.system + clients_s
 
 
 def _rss_mib(pid: int) -> float:

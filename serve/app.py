@@ -9,6 +9,7 @@ from pathlib import Path
 
 import panel as pn
 
+from serve import priority  # noqa: F401 — its shared marks must exist before --procs forks
 from serve.config import LOOPBACK, THREADS, Limits
 
 

@@ -1,5 +1,8 @@
 """A small per-session runner of long jobs (maximisation, strips) in worker threads.
 
+Before every step a job yields to interactive work (``serve.priority``): while a pick or a
+new page is being made anywhere in the server, steps wait (at most 0.5 s each).
+
 A job is a function ``fn(job) -> iterable`` whose every item is one step (typically a
 generator that yields after each optimiser step). The runner advances it in a daemon thread
 and checks, *before* every step, whether Stop was pressed or the time limit has passed, so a
@@ -21,6 +24,8 @@ from typing import Callable, Iterable
 
 import panel as pn
 
+from serve.priority import begin, end, marking, yield_to_interactive
+
 STATUSES = ("running", "done", "stopped", "timeout", "error")
 
 
@@ -37,6 +42,7 @@ class Job:
         self.status = "running"
         self.steps = 0
         self.error: str | None = None
+        self.waited_s = 0.0  # seconds paused for interactive work
         self._stop = threading.Event()
         self._done = threading.Event()
         self.thread: threading.Thread | None = None
@@ -132,6 +138,8 @@ class JobRunner:
                     self._report(f"{job.name} was cancelled after the time limit of "
                                  f"{self.time_limit_s:g} s; use fewer steps or starts")
                     break
+                # A person waiting on a pick or a new page goes first (serve/priority.py).
+                job.waited_s += yield_to_interactive()
                 try:
                     next(steps)
                 except StopIteration:
@@ -156,12 +164,21 @@ class JobRunner:
             return
         from panel.io.state import set_curdoc
 
+        if marking():  # interactive work goes on until its draw on the event loop is done
+            callback = partial(_ended, callback, begin())
         with set_curdoc(doc):
             pn.state.execute(partial(held, doc, RunOnce(callback)), schedule=True)
 
     def stop_all(self) -> None:
         for job in self.active:
             job.stop()
+
+
+def _ended(callback: Callable[[], None], token) -> None:
+    try:
+        callback()
+    finally:
+        end(token)
 
 
 class RunOnce:

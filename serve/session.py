@@ -95,13 +95,16 @@ class Session:
                     cb(self.clip)
 
     def set_clip(self, clip: Clip) -> None:
+        from serve.priority import interactive
+
         self.clip = clip
         self.clear_error()
-        for tab, cb in list(self._listeners):
-            if tab is None or tab == self.active_tab:
-                cb(clip)
-            else:
-                self._stale.add(tab)
+        with interactive():  # long jobs pause until the pages have drawn the clip
+            for tab, cb in list(self._listeners):
+                if tab is None or tab == self.active_tab:
+                    cb(clip)
+                else:
+                    self._stale.add(tab)
 
     def load_bytes(self, data: bytes, name: str, *, source: str = "upload") -> bool:
         """Decode uploaded/recorded bytes; on bad input show the reason and keep going."""

@@ -29,6 +29,17 @@ def build_session(shared, tab: str | None = None, *, example: bool = True):
     corpus item is loaded before the page is sent (see :meth:`Session.open_example`)."""
     import panel as pn
 
+    from serve.priority import interactive
+
+    with interactive():  # long jobs pause while a new page is made
+        return _build_session(shared, tab, example=example)
+
+
+def _build_session(shared, tab, *, example):
+    import panel as pn
+
+    from serve.priority import interactive
+
     from serve.pages.compare import ComparePage
     from serve.pages.embeddings import EmbeddingsPage
     from serve.pages.explain import ExplainPage
@@ -54,8 +65,9 @@ def build_session(shared, tab: str | None = None, *, example: bool = True):
             holders[name].objects = [pages[name].view()]  # pages show a current clip at once
 
     def show(name: str) -> None:
-        ensure(name)
-        session.activate(name)
+        with interactive():  # a tab shown for the first time builds and draws its page
+            ensure(name)
+            session.activate(name)
 
     sidebar = session.sidebar()
     show(names[0])
@@ -86,13 +98,14 @@ def _template_class():
     from bokeh.document import Document
 
     from serve.jobs import one_walk
+    from serve.priority import interactive
 
     class Template(pn.template.FastListTemplate):
         def _init_doc(self, *args, **kwargs):  # both server paths (and server_doc) end here
             doc = next((a for a in (*args, *kwargs.values()) if isinstance(a, Document)), None)
             if doc is None:  # Panel makes one itself: nothing to fold
                 return super()._init_doc(*args, **kwargs)
-            with one_walk(doc):
+            with one_walk(doc), interactive():
                 return super()._init_doc(*args, **kwargs)
 
     return Template
