@@ -1,7 +1,10 @@
 """A small per-session runner of long jobs (maximisation, strips) in worker threads.
 
 Before every step a job yields to interactive work (``serve.priority``): while a pick or a
-new page is being made anywhere in the server, steps wait (at most 0.5 s each).
+new page is being made anywhere in the server, steps wait (at most 0.5 s each). Steps of all
+sessions' jobs take turns (:data:`BACKGROUND_LANE`, one at a time per process, waiting at
+most :data:`LANE_WAIT_S` for a turn): on CPU, concurrent steps share the same cores anyway,
+and a pick then waits behind one step only.
 
 A job is a function ``fn(job) -> iterable`` whose every item is one step (typically a
 generator that yields after each optimiser step). The runner advances it in a daemon thread
@@ -16,6 +19,7 @@ document lock); without one (tests, the CLI) the callback runs at once.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 import time
@@ -27,6 +31,41 @@ import panel as pn
 from serve.priority import begin, end, marking, yield_to_interactive
 
 STATUSES = ("running", "done", "stopped", "timeout", "error")
+LANE_WAIT_S = 2.0  # longest wait for the lane; then a step runs beside the one holding it
+
+
+class FairLane:
+    """A lock handed out in the order it was asked for.
+
+    ``threading`` locks are not fair: a job that releases one and asks again at once takes it
+    straight back, so one maximisation ran all its steps while the others waited.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._queue: collections.deque = collections.deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        """Wait for this caller's turn, at most ``timeout`` s; whether the lane is now held."""
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            got = self._cond.wait_for(lambda: not self._held and self._queue[0] is me, timeout)
+            self._queue.remove(me)
+            if got:
+                self._held = True
+            else:
+                self._cond.notify_all()  # the next in line may go now
+            return got
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+
+BACKGROUND_LANE = FairLane()  # job steps run one at a time in a process, in turn
 
 
 class JobError(RuntimeError):
@@ -138,13 +177,22 @@ class JobRunner:
                     self._report(f"{job.name} was cancelled after the time limit of "
                                  f"{self.time_limit_s:g} s; use fewer steps or starts")
                     break
-                # A person waiting on a pick or a new page goes first (serve/priority.py).
-                job.waited_s += yield_to_interactive()
+                # One job step at a time per process, and only when nobody waits on a pick or a
+                # new page (serve/priority.py): ten maximisations stepping at once put ten
+                # steps of XLA work ahead of every pick's forward pass, for no more throughput.
+                # A step that holds the lane longer (a corpus forwarded in one step) only
+                # delays the others by LANE_WAIT_S, after which they step alongside it.
+                t0 = time.monotonic()
+                in_lane = BACKGROUND_LANE.acquire(timeout=LANE_WAIT_S)
                 try:
+                    job.waited_s += time.monotonic() - t0 + yield_to_interactive()
                     next(steps)
                 except StopIteration:
                     job.status = "done"
                     break
+                finally:
+                    if in_lane:
+                        BACKGROUND_LANE.release()
                 job.steps += 1
         finally:
             close = getattr(steps, "close", None)

@@ -142,3 +142,36 @@ def test_a_pushed_callback_releases_what_it_carries_once_run_though_its_wrapper_
         assert seen == []
     finally:
         gc.enable()
+
+
+def _timed_steps(spans: list, n: int, seconds: float):
+    def fn(job):
+        for _ in range(n):
+            t0 = time.monotonic()
+            time.sleep(seconds)
+            spans.append((t0, time.monotonic()))
+            yield
+    return fn
+
+
+def test_steps_of_different_sessions_take_turns():
+    a, b = [], []
+    jobs = [JobRunner().start(_timed_steps(spans, 8, 0.03)) for spans in (a, b)]
+    assert all(j.join(10) for j in jobs) and len(a) == len(b) == 8
+    overlaps = [(x, y) for x in a for y in b if x[0] < y[1] and y[0] < x[1]]
+    assert overlaps == []                          # never two steps at once in a process
+    assert max(s[1] for s in a) > min(s[0] for s in b)   # and neither waited for the other's end
+
+
+def test_a_long_step_delays_the_others_only_for_the_lane_wait(monkeypatch):
+    import serve.jobs as jobs
+
+    monkeypatch.setattr(jobs, "LANE_WAIT_S", 0.2)
+    long, short = [], []
+    slow = JobRunner().start(_timed_steps(long, 1, 1.5))   # a corpus forwarded in one step
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    quick = JobRunner().start(_timed_steps(short, 3, 0.01))
+    assert quick.join(5) and len(short) == 3
+    assert 0.15 <= short[0][0] - t0 < 0.6          # waited its turn, but not for the long step
+    assert slow.join(5) and short[-1][1] < long[0][1]
