@@ -226,7 +226,8 @@ def _parse(argv) -> argparse.Namespace:
                         "messages behind the others')")
     p.add_argument("--memprobe", action="store_true",
                    help="the server also logs malloc in-use/free and Python counts every 15 s "
-                        "(benchmarks/memprobe), summarised after the soak")
+                        "(benchmarks/memprobe), summarised after the soak; with --procs > 1 "
+                        "only the parent, which serves nothing (RSS covers every worker)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--name", default="load", help="result files NAME.json, NAME_soak.png")
