@@ -31,6 +31,7 @@ This module never imports models or the engine: the forward pass comes in as a
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -127,6 +128,26 @@ def _tmp_dir(out_dir: Path) -> Path:
     return out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
 
 
+def _remove_abandoned_tmp_dirs(out_dir: Path) -> list[Path]:
+    """Remove ``out_dir``'s temporary folders left by writers that were killed (their process
+    is gone), e.g. ``store.tmp-8464``; a live writer's folder is kept. Returns those removed."""
+    removed = []
+    for tmp in out_dir.parent.glob(f"{glob.escape(out_dir.name)}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # that writer is still running
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue  # another user's process, or not a pid: leave it
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+    return removed
+
+
 def _write_parts(tmp: Path, batches: Iterable[BatchActs], level: str,
                  layers: Sequence[str] | None) -> dict[str, dict]:
     writers: dict[str, pq.ParquetWriter] = {}
@@ -164,7 +185,8 @@ def write_activation_store(out_dir, batches: Iterable[BatchActs], *, level: str,
       meta: JSON-friendly description stored in the manifest (model, corpus, split, ...).
       overwrite: replace an existing store at ``out_dir``.
     Returns:
-      ``out_dir`` as a Path. On any exception nothing is left behind.
+      ``out_dir`` as a Path. On any exception nothing is left behind; a writer killed
+      outright leaves its temporary folder, which the next write there removes.
     """
     _check_level(level)
     out_dir = Path(out_dir)
@@ -172,6 +194,8 @@ def write_activation_store(out_dir, batches: Iterable[BatchActs], *, level: str,
         raise ValueError(f"{out_dir} already exists; choose another folder or remove it")
     tmp = _tmp_dir(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
+    if out_dir.parent.is_dir():
+        _remove_abandoned_tmp_dirs(out_dir)
     tmp.mkdir(parents=True)
     try:
         info = _write_parts(tmp, batches, level, layers)

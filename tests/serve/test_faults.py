@@ -222,3 +222,20 @@ def test_interrupted_store_overwrite_keeps_the_complete_store(tmp_path):
         with pytest.raises(ValueError, match="incomplete"):
             (tmp_path / "half").mkdir()
             open_activation_store(tmp_path / "half")
+
+
+def test_next_write_removes_the_folders_of_killed_writers_only(tmp_path):
+    import os
+
+    from data.activations import open_activation_store, write_activation_store
+
+    out = tmp_path / "store"
+    dead = tmp_path / "store.tmp-4194305"              # above Linux's pid_max: no such process
+    alive = tmp_path / f"store.tmp-{os.getppid()}"     # a running process's folder
+    other = tmp_path / "storex.tmp-4194305"            # another store's: not ours to touch
+    for d in (dead, alive, other):
+        d.mkdir()
+        (d / "part-0.parquet").write_bytes(b"half written")
+    write_activation_store(out, _batches(2), level="utterance")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["store", alive.name, other.name])
+    assert open_activation_store(out).layer_matrix("conv1").shape == (4, 3)
