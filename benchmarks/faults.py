@@ -150,13 +150,17 @@ def killed_store(tmp: Path) -> list[dict]:
     child.send_signal(signal.SIGKILL)
     child.wait()
     after = open_activation_store(store).layer_matrix("conv1")
+    left = sorted(p.name for p in tmp.iterdir() if "store" in p.name and p.name != "store")
+    subprocess.run([*writer, str(store), "2", "2", "0.0"], cwd=ROOT, check=True,
+                   capture_output=True)  # the next write there
+    after_next = sorted(p.name for p in tmp.iterdir() if "store" in p.name and p.name != "store")
     rows = [{"fault": "store overwrite killed (SIGKILL) mid-write",
              "command": "write_activation_store(..., overwrite=True); kill -9",
              "rc": child.returncode,
              "observed": f"the complete store is read unchanged ({after.shape[0]} rows, equal: "
                          f"{bool(np.array_equal(before, after))}); the killed writer's "
-                         f"temporary folder, never read: "
-                         f"{sorted(p.name for p in tmp.iterdir() if 'store' in p.name and p.name != 'store')}"}]
+                         f"temporary folder {left}, never read, is removed by the next write "
+                         f"(left then: {after_next})"}]
     half = tmp / "half"
     half.mkdir()
     try:
