@@ -179,7 +179,7 @@ class MaximisePage:
             probs = np.asarray(metrics["probs"][best])
             self.result["history"].append(values)
             self.result["x"] = x_best
-            self._latest = (i + 1, n, x_best, probs)
+            self._latest = (i + 1, n, x_best, probs, job.waited_s)
             # One draw queued at a time: when steps outpace the page (a busy server), the
             # queued draw shows the newest step and the ones in between are skipped.
             if not self._push_pending:
@@ -195,18 +195,22 @@ class MaximisePage:
             self._push_pending = False  # before reading: a newer step queues another draw
             if self._latest is None or self._latest[0] <= self._shown:
                 return
-            k, n, x_best, probs = self._latest
+            k, n, x_best, probs, waited = self._latest
             done, self._shown = self._shown, k
             rows = self.result["history"][done:k]
             self.curve_source.stream({"step": list(range(done + 1, k + 1)),
                                       "best": [float(v.max()) for v in rows],
                                       "mean": [float(v.mean()) for v in rows]})
-            self._show_step(k, n, x_best, probs, first_new=done + 1)
+            self._show_step(k, n, x_best, probs, first_new=done + 1, waited=waited)
 
-    def _show_step(self, k: int, n: int, x_best, probs, *, first_new: int) -> None:
+    def _show_step(self, k: int, n: int, x_best, probs, *, first_new: int,
+                   waited: float = 0.0) -> None:
         from viz.refresh import refresh_image, refresh_probability_bars
 
-        self.step_md.value = f"step {k} / {n}"
+        # On a busy server steps wait for other people's clicks (serve/priority.py): say so,
+        # rather than leave a slow run unexplained.
+        self.step_md.value = f"step {k} / {n}" + (
+            f" · waited {waited:.0f} s for other sessions (busy server)" if waited >= 1 else "")
         top = min(10, len(self.labels))
         spec_title = f"Best start after step {k}"
         # After the first step only the figures' data change: building two new figures per

@@ -230,3 +230,31 @@ def test_step_figures_exist_before_a_run_and_only_their_data_change(shared):
         assert spec.title.text == "Best start after step 3"
         top = LABELS[int(np.argmax(page.result["own"]))]
         assert list(bars.y_range.factors)[-1] == top
+
+
+def test_a_run_behind_other_sessions_clicks_says_it_waited(shared):
+    import threading
+
+    from serve import priority
+
+    page = _page(shared, steps=3)
+    release = threading.Event()
+
+    def someone_elses_picks():  # one after another (a mark older than 3 s is ignored)
+        while not release.is_set():
+            with priority.interactive():
+                release.wait(0.8)
+
+    other = threading.Thread(target=someone_elses_picks)
+    other.start()
+    try:
+        job = _run(page)            # every step waits its 0.5 s for the pick, then goes on
+    finally:
+        release.set()
+        other.join()
+    assert job.status == "done" and job.waited_s >= 1.4
+    import re
+    assert re.fullmatch(r"step 3 / 3 · waited [12] s for other sessions \(busy server\)",
+                        page.step_md.value), page.step_md.value   # 3 waits of 0.5 s by step 3
+    job = _run(page)                # nobody waiting now: no note
+    assert job.waited_s < 0.5 and page.step_md.value == "step 3 / 3"
