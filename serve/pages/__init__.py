@@ -27,8 +27,6 @@ def build_session(shared, tab: str | None = None, *, example: bool = True):
     """``(session, template)``: a new session and its whole page, opened on Inspect or, when
     given (or named by the link's ``?tab=``), on ``tab``; with ``example`` the sidebar's first
     corpus item is loaded before the page is sent (see :meth:`Session.open_example`)."""
-    import panel as pn
-
     from serve.priority import interactive
 
     with interactive():  # long jobs pause while a new page is made
@@ -38,14 +36,13 @@ def build_session(shared, tab: str | None = None, *, example: bool = True):
 def _build_session(shared, tab, *, example):
     import panel as pn
 
-    from serve.priority import interactive
-
     from serve.pages.compare import ComparePage
     from serve.pages.embeddings import EmbeddingsPage
     from serve.pages.explain import ExplainPage
     from serve.pages.inspect import InspectPage
     from serve.pages.maximise import MaximisePage
     from serve.pages.strips import StripsPage
+    from serve.priority import interactive
     from serve.session import Session
 
     session = Session(shared)
