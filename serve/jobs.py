@@ -81,7 +81,7 @@ class Job:
         self.status = "running"
         self.steps = 0
         self.error: str | None = None
-        self.waited_s = 0.0  # seconds paused for interactive work
+        self.waited_s = 0.0  # seconds paused for interactive work or waiting for a turn
         self._stop = threading.Event()
         self._done = threading.Event()
         self.thread: threading.Thread | None = None
