@@ -1,12 +1,16 @@
-"""Where batch-1 forward time goes: each DdevisCNN convolution, JAX vs PyTorch, plus a matmul.
+"""Where batch-1 forward time goes: each DdevisCNN convolution and each model's first dense
+layer, JAX vs PyTorch (and NumPy for the dense layers), plus a matmul.
 
     python3 benchmarks/forward_layers.py [--batch 1] [--reps 300]
 
 For each convolution of DdevisCNN (NHWC, 'SAME', stride 1) on one clip: XLA's convolution
 (``lax.conv_general_dilated``), the route the model takes (``models.layers.conv_mono`` for
 the one-channel first layer, XLA's convolution otherwise) and ``torch.nn.functional.conv2d``
-(NCHW, ``torch.set_num_threads(cores)``), with GFLOP/s; then a 1024² matrix product in both,
-to show the machine's matrix-product speed. Medians of three rounds of blocks. Prints a table and writes
+(NCHW, ``torch.set_num_threads(cores)``), with GFLOP/s; then the first dense layer of each
+model at batch 1 (a matrix-vector product that reads the whole weight matrix: Soomro 3520×512,
+7.2 MB; d-DeVIS 2880×256, 2.9 MB) in JAX, ``torch.nn.functional.linear`` and NumPy, with the
+weight bytes read per second; then a 1024² matrix product in both, to show the machine's
+matrix-product speed. Medians of three rounds of blocks. Prints a table and writes
 ``benchmarks/results/forward_layers.json``. Needs ``pip install torch==2.13.0``.
 """
 
@@ -31,6 +35,7 @@ from flax import nnx  # noqa: E402
 
 from models.layers import conv_mono  # noqa: E402
 
+DENSE = {"soomro dense1": (3520, 512), "ddevis dense1": (2880, 256)}
 LAYERS = {"conv1": ((160, 150), 1, 16, 7), "conv2": ((80, 75), 16, 16, 5),
           "conv3": ((40, 37), 16, 32, 3), "conv4": ((20, 18), 32, 32, 3)}
 
@@ -73,6 +78,25 @@ def layer_fns(batch: int, hw, c_in: int, c_out: int, k: int, rng) -> tuple[dict,
     return fns, 2.0 * batch * hw[0] * hw[1] * c_in * c_out * k * k
 
 
+def dense_fns(batch: int, n_in: int, n_out: int, rng) -> dict:
+    """A dense layer ``x @ W + b`` at ``batch`` in JAX (jitted), PyTorch and NumPy."""
+    w = (rng.normal(size=(n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
+    b = rng.normal(size=n_out).astype(np.float32)
+    x = rng.normal(size=(batch, n_in)).astype(np.float32)
+    wj, bj, xj = jnp.asarray(w), jnp.asarray(b), jnp.asarray(x)
+    dense = jax.jit(lambda a, m, c: a @ m + c)
+    wt, bt, xt = torch.from_numpy(np.ascontiguousarray(w.T)), torch.from_numpy(b), torch.from_numpy(x)
+    with torch.inference_mode():
+        got = torch.nn.functional.linear(xt, wt, bt).numpy()
+    np.testing.assert_allclose(got, np.asarray(dense(xj, wj, bj)), atol=1e-4, rtol=1e-4)
+
+    def torch_dense():
+        with torch.inference_mode():
+            torch.nn.functional.linear(xt, wt, bt)
+    return {"jax": lambda: jax.block_until_ready(dense(xj, wj, bj)), "torch": torch_dense,
+            "numpy": lambda: x @ w + b}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=1)
@@ -92,6 +116,17 @@ def main(argv=None) -> dict:
         print(f"{name:8s} {flops / 1e6:7.1f} {t['jax_xla'] * 1e3:11.3f} "
               f"{t['jax_model_route'] * 1e3:13.3f} {t['torch'] * 1e3:9.3f} "
               f"{t['torch'] / t['jax_model_route']:17.2f}")
+    dense_rows = []
+    print(f"{'dense layer':14s} {'weights MB':>10s} {'jax ms':>7s} {'torch ms':>9s} {'numpy ms':>9s} "
+          f"{'jax GB/s':>9s} {'torch GB/s':>10s} {'numpy GB/s':>10s}")
+    for name, (n_in, n_out) in DENSE.items():
+        t = medians(dense_fns(args.batch, n_in, n_out, rng), args.reps)
+        mb = 4 * n_in * n_out / 1e6
+        dense_rows.append({"layer": name, "weights_mb": mb, **{f"{k}_ms": v * 1e3 for k, v in t.items()},
+                           **{f"{k}_gbps": mb / 1e3 / v for k, v in t.items()}})
+        print(f"{name:14s} {mb:10.1f} {t['jax'] * 1e3:7.3f} {t['torch'] * 1e3:9.3f} "
+              f"{t['numpy'] * 1e3:9.3f} {mb / 1e3 / t['jax']:9.0f} {mb / 1e3 / t['torch']:10.0f} "
+              f"{mb / 1e3 / t['numpy']:10.0f}")
     a = jnp.asarray(rng.normal(size=(1024, 1024)).astype(np.float32))
     at = torch.from_numpy(np.array(a))
     mm = jax.jit(lambda m: m @ m)
@@ -99,7 +134,7 @@ def main(argv=None) -> dict:
     matmul = {k: 2 * 1024 ** 3 / v / 1e9 for k, v in t.items()}
     print(f"matmul 1024²: jax {matmul['jax']:.0f} GFLOP/s, torch {matmul['torch']:.0f} GFLOP/s")
     result = {"batch": args.batch, "reps": args.reps, "torch_threads": torch.get_num_threads(),
-              "layers": rows, "matmul_1024_gflops": matmul,
+              "layers": rows, "dense": dense_rows, "matmul_1024_gflops": matmul,
               "jax": jax.__version__, "torch": torch.__version__}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
