@@ -80,7 +80,7 @@ def spectrogram_plot(spec: np.ndarray, *, sample_rate: int | None, hop_length: i
                      fmax: float | None = None, title: str = "Spectrogram",
                      palette: Palette = "Inferno256",
                      value_range: tuple[float, float] | None = None, height: int = 300,
-                     value_label: str = "value") -> figure:
+                     value_label: str = "value", x_ticks: int | None = None) -> figure:
     """A spectrogram-shaped array as an image with colour bar, zoom and hover.
 
     Rows are assumed linearly spaced from 0 Hz to ``fmax`` (default: Nyquist), as for an
@@ -92,6 +92,8 @@ def spectrogram_plot(spec: np.ndarray, *, sample_rate: int | None, hop_length: i
       hop_length: samples between frames (needed with ``sample_rate``).
       fmax: Hz at the top of the last row (default ``sample_rate / 2``).
       value_range: ``(low, high)`` of the colour map (default: the data's range).
+      x_ticks: about how many time ticks (default: bokeh's 6); fewer keep the labels of a
+        narrow plot apart.
     """
     s = as_finite_array(spec, name="spec", ndim=2, shape_doc="(freq, time)")
     dw, dh, x_label, y_label = _spectrogram_extent(s.shape, sample_rate, hop_length, fmax)
@@ -108,6 +110,8 @@ def spectrogram_plot(spec: np.ndarray, *, sample_rate: int | None, hop_length: i
         ("time", f"$x{{0.000}} {x_unit}"), ("frequency", f"$y{{0}} {y_unit}"),
         (value_label, "@image{0.000}")]))
     add_colour_bar(fig, mapper, title=value_label)
+    if x_ticks is not None:
+        fig.xaxis.ticker.desired_num_ticks = int(x_ticks)
     return fig
 
 

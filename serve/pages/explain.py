@@ -16,7 +16,6 @@ import threading
 
 import numpy as np
 import panel as pn
-import param
 
 from engine.attribution import BASELINES, METHODS
 from serve.pages import explain_parts as EP
@@ -35,6 +34,7 @@ class ExplainPage:
         self.maps: dict[str, np.ndarray] = {}
         self.results: dict = {}
         self._gen, self._thread, self._lock = 0, None, threading.RLock()
+        self._syncing = False  # True while a widget is refilled: the watchers skip
         self.conv_layers = (EP.conv_layer_names(self.acts_fn, self.params.shape)
                             if self.acts_fn is not None else [])
         self._build_widgets()
@@ -85,7 +85,7 @@ class ExplainPage:
     def _watch(self) -> None:
         for widget in (self.target_select, self.steps_slider, self.baseline_select,
                        self.layer_select, self.ablation_layer):
-            widget.param.watch(lambda e: self.start(), "value")
+            widget.param.watch(lambda e: None if self._syncing else self.start(), "value")
         for widget in (self.listen_select, self.percent_slider):
             widget.param.watch(lambda e: self._guard(self._show_kept), "value")
         self.table.param.watch(lambda e: self._guard(self._apply_ablation), "value")
@@ -94,9 +94,20 @@ class ExplainPage:
     def _guard(self, fn) -> None:
         try:
             with self._lock:
-                fn()
+                if not self._syncing:  # a refill redraws once itself
+                    fn()
         except ValueError as exc:
             self.session.error(f"Explain: {exc}")
+
+    def _refill(self, widget, **values) -> None:
+        """Set ``widget``'s parameters without running this page's watchers (call with the
+        lock held). Not ``param.discard_events``: that also drops the sync to the browser's
+        model, which then kept stale or empty menus."""
+        self._syncing = True
+        try:
+            widget.param.update(**values)
+        finally:
+            self._syncing = False
 
     # -- computing ---------------------------------------------------------------------
     def _on_clip(self, clip) -> None:
@@ -107,9 +118,9 @@ class ExplainPage:
             self.x = np.asarray(a.features, np.float32)
             self.probs = EP.class_probs(self.acts_fn, self.x)
             self.header.object = f"### {clip.name}: why **{self.labels[a.top]}**?"
-            with param.discard_events(self.target_select):  # one start() below
-                self.target_select.options = {lab: i for i, lab in enumerate(self.labels)}
-                self.target_select.value = int(np.argmax(self.probs))
+            self._refill(self.target_select,  # one start() below
+                         options={lab: i for i, lab in enumerate(self.labels)},
+                         value=int(np.argmax(self.probs)))
         self.start()
 
     def start(self) -> None:
@@ -169,10 +180,9 @@ class ExplainPage:
     # -- views -------------------------------------------------------------------------
     def _show_all(self) -> None:
         self._show_maps()
-        with param.discard_events(self.listen_select):
-            keep = self.listen_select.value
-            self.listen_select.options = {EP.METHOD_TITLES[m]: m for m in self.maps}
-            self.listen_select.value = keep if keep in self.maps else next(iter(self.maps))
+        keep = self.listen_select.value
+        self._refill(self.listen_select, options={EP.METHOD_TITLES[m]: m for m in self.maps},
+                     value=keep if keep in self.maps else next(iter(self.maps)))
         self._show_kept()
         self.curves_box.objects = [
             pn.pane.Bokeh(EP.curve_chart(self.results, mode=m), css_classes=[f"hs-explain-{m}"])
@@ -189,7 +199,8 @@ class ExplainPage:
             figs.append(pn.pane.Bokeh(spectrogram_plot(
                 a, sample_rate=None, title=EP.METHOD_TITLES[name], height=240,
                 palette="coolwarm" if signed else "Viridis256",
-                value_range=(-lim, lim) if signed else None, value_label="attribution"),
+                value_range=(-lim, lim) if signed else None, value_label="attribution",
+                x_ticks=4),
                 css_classes=["hs-explain-map", f"hs-explain-map-{name}"]))
         self.maps_box.objects = figs
 
@@ -213,8 +224,7 @@ class ExplainPage:
         if self.ranking is None:
             self.ablation_note.object = "*This model has no convolutional layers to ablate.*"
             return
-        with param.discard_events(self.table):
-            self.table.value = self.ranking[1].copy()
+        self._refill(self.table, value=self.ranking[1].copy())
         self._apply_ablation()
 
     def channels_on(self) -> np.ndarray:

@@ -168,3 +168,33 @@ def test_changing_the_target_recomputes(page):
     page.target_select.value = 0
     page.wait(timeout=120)
     assert page.maps["saliency"].max() > 0
+
+
+def _shown(select_model) -> tuple[str, list[str]]:
+    """(label of the value, labels) as a browser's select shows them; Panel sends mapped
+    options as ``(value, label)`` pairs (or, in some releases, as labels)."""
+    pairs = [o if isinstance(o, tuple) else (o, o) for o in select_model.options]
+    labels = dict(pairs)
+    return labels.get(select_model.value, select_model.value), [lab for _, lab in pairs]
+
+
+def test_what_the_page_computes_reaches_the_browsers_widgets():
+    """The models a browser renders get the refilled options, values and ablation rows
+    (``param.discard_events`` would drop this sync: the listen menu stayed empty)."""
+    from bokeh.document import Document
+
+    session = Session(FakeShared())
+    page = ExplainPage(session)
+    doc = Document()
+    target, listen = page.target_select.get_root(doc), page.listen_select.get_root(doc)
+    table = page.table.get_root(doc)
+    assert listen.options == []
+    wave = np.random.default_rng(1).normal(0, 0.3, PARAMS.n_samples).astype(np.float32)
+    session.set_clip(Clip("planted", wave, PARAMS.sample_rate, "synth"))
+    page.wait(timeout=120)
+    assert _shown(target) == ("patch", ["patch", "other", "none"])
+    assert _shown(listen) == (EP.METHOD_TITLES[page.listen_select.value],
+                              [EP.METHOD_TITLES[m] for m in page.maps])
+    np.testing.assert_array_equal(table.source.data["channel"],
+                                  page.ranking[1]["channel"].to_numpy())
+    assert list(table.source.data["channel"])[:1] == [0]  # the planted channel ranks first

@@ -96,6 +96,14 @@ def test_spectrogram_bins_without_sample_rate_and_value_range():
     assert (img.glyph.color_mapper.low, img.glyph.color_mapper.high) == (-4.0, 0.0)
 
 
+def test_spectrogram_time_ticks_can_be_fewer_for_narrow_plots():
+    spec = np.zeros((160, 150))
+    assert spectrogram_plot(spec, sample_rate=None).xaxis[0].ticker.desired_num_ticks == 6
+    fig = spectrogram_plot(spec, sample_rate=None, x_ticks=4)
+    assert fig.xaxis[0].ticker.desired_num_ticks == 4
+    assert fig.yaxis[0].ticker.desired_num_ticks == 6  # only the time axis changes
+
+
 def test_spectrogram_bad_inputs():
     with pytest.raises(ValueError, match=r"\(3, 4, 5\)"):
         spectrogram_plot(np.zeros((3, 4, 5)), sample_rate=None)
