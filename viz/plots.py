@@ -209,7 +209,7 @@ def compare_probability_bars(probs_a: np.ndarray, probs_b: np.ndarray, labels: S
         "prob": [values[n][labels.index(c)] for c, n in factors],
         "color": [BLUE if n == names[0] else VERMILION for _, n in factors]})
     src.data["pct"] = [f"{100 * v:.1f} %" for v in src.data["prob"]]
-    fig = new_figure(title=title, height=height or 80 + 30 * len(order),
+    fig = new_figure(title=title, height=height or 90 + 36 * len(order),
                      x_axis_label="probability", y_range=FactorRange(factors=factors),
                      x_range=Range1d(0.0, max(1.0, float(max(pa.max(), pb.max()))) * 1.18),
                      tools="reset,save")
@@ -221,6 +221,11 @@ def compare_probability_bars(probs_a: np.ndarray, probs_b: np.ndarray, labels: S
                                                         ("p", "@pct")]))
     fig.legend.location = "bottom_right"
     fig.ygrid.grid_line_color = None
+    # Class names level with their bars (upright, they overlapped on two bars' height); the
+    # legend and colours say which bar is which, so the per-bar names are left out.
+    fig.yaxis.group_label_orientation = "horizontal"
+    fig.yaxis.major_label_text_font_size = "0pt"
+    fig.yaxis.major_tick_line_color = None
     return fig
 
 

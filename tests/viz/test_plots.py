@@ -145,6 +145,9 @@ def test_compare_probability_bars_grouped_sorted_by_a(tmp_path):
     # Sorted by probs_a descending (stable on ties), drawn bottom-up: argmax of a on top.
     assert groups == ["three", "zero", "one", "two"]
     assert [f[1] for f in fig.y_range.factors][-2:] == ["edited", "original"]
+    # Class names read level with their two bars; which bar is which, the legend says.
+    assert fig.yaxis[0].group_label_orientation == "horizontal"
+    assert [item.label["field"] for item in fig.legend[0].items] == ["name"]
     data = _glyph(fig, HBar).data_source.data
     lookup = {tuple(f): p for f, p in zip(data["factor"], data["prob"])}
     assert lookup[("zero", "edited")] == pytest.approx(0.7)
