@@ -20,6 +20,19 @@ STEP = 0.05  # slider / player step between layers
 TABLE_ROWS = 2000  # selected rows listed at most
 
 
+def _shading(n: int) -> dict:
+    """Shading for ``n`` points. Few (< 20,000): dots up to 2 px and every point at least
+    alpha 160. With eq_hist a few overlaps (a 1-D layer such as pooled conv1) made the single
+    points, nearly all of them, the faintest level, alpha 40: a washed-out cloud."""
+    from functools import partial
+
+    from viz.embeddings_shade import shade
+
+    if n < 20_000:
+        return {"spread": 2, "shade_fn": partial(shade, min_alpha=160)}
+    return {"spread": 1}
+
+
 class CloudView:
     """Drawing (:meth:`show`, :meth:`render`) and selecting (:meth:`select_geometry`) in the
     cloud; mixed into the Embeddings page, which owns the state listed in the module docstring."""
@@ -106,8 +119,7 @@ class CloudView:
             # A copy: the shading buffers are reused by the next frame, and this one is
             # serialised later, on the event loop.
             img = np.array(morph_frame(cloud, pos, width=SIZE, height=SIZE, color_key=key,
-                                       spread=2 if lay.n < 20_000 else 1,  # few: larger dots
-                                       buffers=buffers).data)
+                                       buffers=buffers, **_shading(lay.n)).data)
             (x0, x1), (y0, y1) = cloud.x_range, cloud.y_range
             self._publish("image", {"image": [img], "x": [x0], "y": [y0], "dw": [x1 - x0],
                                     "dh": [y1 - y0]})

@@ -67,6 +67,34 @@ def test_align_layers_undoes_spins_and_flips(cloud):
         np.testing.assert_allclose(r.aligned, cloud, atol=1e-4)
 
 
+def _size(xy) -> float:
+    xy = np.asarray(xy, np.float64)
+    return float(np.sqrt(np.mean(np.sum((xy - xy.mean(0)) ** 2, axis=1))))
+
+
+def test_a_chain_of_loosely_related_layers_keeps_the_first_layers_size(cloud):
+    """Each layer is half the previous one plus as much fresh noise, then spun and resized:
+    the least-squares scale shrinks every step by the fit's correlation (~0.45), so the chain
+    collapses; keep_size holds every key frame at layer 0's size and keeps the rotation."""
+    rng = np.random.default_rng(3)
+    layers, prev = [cloud], cloud
+    for _ in range(6):
+        nxt = 0.5 * prev + 0.5 * _size(prev) * rng.standard_normal(prev.shape)
+        layers.append((rng.uniform(0.2, 5) * nxt @ _rot(rng.uniform(0, 2 * np.pi)))
+                      .astype(np.float32))
+        prev = nxt
+    kept = align_layers(layers)
+    shrunk = align_layers(layers, keep_size=False)
+    for k, s in zip(kept, shrunk):
+        assert _size(k.aligned) == pytest.approx(_size(cloud), rel=1e-4)
+        np.testing.assert_allclose(k.rotation, s.rotation, atol=1e-5)
+        assert float(k.residual) == pytest.approx(float(s.residual), rel=1e-5)
+    assert _size(shrunk[-1].aligned) < 0.05 * _size(cloud)
+    for r, y in zip(kept, layers):  # still a similarity transform of the layer
+        np.testing.assert_allclose(r.aligned, float(r.scale) * y @ np.asarray(r.rotation)
+                                   + np.asarray(r.translation), atol=1e-3)
+
+
 def test_interpolate_layouts_endpoints_and_midpoint(cloud):
     b = cloud[::-1].copy()
     morph = jax.jit(interpolate_layouts)

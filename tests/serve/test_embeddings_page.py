@@ -273,3 +273,27 @@ def test_polygon_and_box_helpers_on_a_grid():
     square = EP.points_in_polygon(x, y, [0.5, 2.5, 2.5, 0.5], [0.5, 0.5, 2.5, 2.5])
     assert square.tolist() == [6, 7, 11, 12]
     assert EP.geometry_indices(x, y, {"type": "point", "x": 1, "y": 1}).size == 0
+
+
+def test_few_points_stay_vivid_when_some_overlap():
+    """300 points: 150 stacked on one spot, 150 alone. eq_hist gave each lone point the
+    faintest level (alpha 40); the page's shading keeps every drawn pixel at alpha >= 160."""
+    from functools import partial
+
+    from serve.pages.embeddings_cloud import _shading
+    from viz.embeddings import make_morph_cloud, morph_frame
+    from viz.embeddings_shade import shade
+
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([np.zeros((150, 2)), rng.uniform(-1, 1, (150, 2))]).astype(np.float32)
+    cloud = make_morph_cloud(xy[None, :, 0], xy[None, :, 1], codes=np.zeros(300, np.int32),
+                             categories=("a",))
+
+    def alphas(**kw):
+        img = np.asarray(morph_frame(cloud, 0.0, width=400, height=400, **kw).data)
+        a = img >> 24
+        return a[a > 0]
+
+    assert np.median(alphas(spread=2, shade_fn=partial(shade, min_alpha=40))) == 40
+    assert alphas(**_shading(300)).min() >= 160
+    assert _shading(1_000_000) == {"spread": 1}
