@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from numbers import Real
 
 import numpy as np
@@ -38,14 +39,26 @@ EDIT_SCHEMAS: dict[str, dict[str, tuple[type, float, float, float]]] = {
 }
 
 MIN_STFT_SAMPLES = 64  # pitch_shift / time_stretch need a few STFT frames
+MAX_CHAIN_EDITS = 100  # a chain longer than this is refused before anything runs
+MAX_CHAIN_JSON_BYTES = 100_000  # a chain file larger than this is refused unparsed
+MAX_SECONDS = 30.0  # the clip may never grow past this after any edit (the upload limit)
+MAX_PEAK = 1000.0  # +60 dB over full scale: past it a chain of gains is a mistake
+_REPR = reprlib.Repr()  # user values in messages: short, however large or deep the input
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 40, 40, 4, 4, 2
+_REPR.maxlong = 40
+_short = _REPR.repr
 
 
 def check_param(op: str, name: str, value):
     """``value`` validated against ``EDIT_SCHEMAS[op][name]``, converted to its type."""
     kind, lo, hi, _ = EDIT_SCHEMAS[op][name]
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+    try:  # float() of a huge int overflows; bool is a Real but never a parameter
+        ok = not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+    except OverflowError:
+        ok = False
+    if not ok:
         raise ValueError(f"{op}: parameter {name} must be a finite number in [{lo}, {hi}], "
-                         f"got {value!r}")
+                         f"got {_short(value)}")
     if kind is int and value != int(value):
         raise ValueError(f"{op}: parameter {name} must be an integer in [{lo}, {hi}], got {value}")
     if not lo <= value <= hi:
@@ -196,19 +209,20 @@ def validate_edit(edit) -> dict:
     Raises ValueError naming an unknown op, an unknown parameter or a value out of range.
     """
     if not isinstance(edit, dict):
-        raise ValueError(f"an edit must be a dict {{'op': ..., 'params': {{...}}}}, got {edit!r}")
-    extra = set(edit) - {"op", "params"}
+        raise ValueError(f"an edit must be a dict {{'op': ..., 'params': {{...}}}}, "
+                         f"got {_short(edit)}")
+    extra = {str(k) for k in edit} - {"op", "params"}
     if extra:
-        raise ValueError(f"unknown edit key(s) {sorted(extra)}; allowed: 'op', 'params'")
+        raise ValueError(f"unknown edit key(s) {_short(sorted(extra))}; allowed: 'op', 'params'")
     op, params = edit.get("op"), edit.get("params", {})
-    if op not in EDITS:
-        raise ValueError(f"unknown edit op {op!r}; choose one of {sorted(EDITS)}")
+    if not isinstance(op, str) or op not in EDITS:  # a list or dict op is unhashable
+        raise ValueError(f"unknown edit op {_short(op)}; choose one of {sorted(EDITS)}")
     if not isinstance(params, dict):
         raise ValueError(f"{op}: params must be a dict, got {type(params).__name__}")
     schema = EDIT_SCHEMAS[op]
-    unknown = set(params) - set(schema)
+    unknown = {str(k) for k in params} - set(schema)
     if unknown:
-        raise ValueError(f"{op}: unknown parameter(s) {sorted(unknown)}; "
+        raise ValueError(f"{op}: unknown parameter(s) {_short(sorted(unknown))}; "
                          f"allowed: {sorted(schema)}")
     full = {k: check_param(op, k, params.get(k, spec[3])) for k, spec in schema.items()}
     return {"op": op, "params": full}
@@ -217,14 +231,50 @@ def validate_edit(edit) -> dict:
 def _validate_chain(chain) -> list[dict]:
     if not isinstance(chain, (list, tuple)):
         raise ValueError(f"an edit chain must be a list of edits, got {type(chain).__name__}")
-    return [validate_edit(e) for e in chain]
+    if len(chain) > MAX_CHAIN_EDITS:
+        raise ValueError(f"the edit chain has {len(chain):,} edits, more than the "
+                         f"{MAX_CHAIN_EDITS} allowed; shorten it")
+    out = []
+    for i, e in enumerate(chain):
+        try:
+            out.append(validate_edit(e))
+        except ValueError as exc:
+            raise ValueError(f"edit {i + 1}: {exc}") from None
+    return out
 
 
-def apply_chain(wave, sample_rate, chain) -> np.ndarray:
-    """Apply the edits of ``chain`` in order; the whole chain is validated before any runs."""
+def edit_label(i: int, edit: dict) -> str:
+    """``'edit 3 (repeat, times=3)'``: how messages name the ``i``-th (0-based) edit."""
+    params = ", ".join(f"{k}={v:g}" for k, v in edit["params"].items())
+    return f"edit {i + 1} ({edit['op']}{', ' + params if params else ''})"
+
+
+def _check_result(out: np.ndarray, i: int, edit: dict, sample_rate: int,
+                  max_seconds: float | None) -> None:
+    """Refuse an edit whose result is over the duration limit, non-finite or absurdly loud."""
+    if max_seconds is not None and out.shape[0] > max_seconds * sample_rate:
+        raise ValueError(f"{edit_label(i, edit)} makes the clip {out.shape[0] / sample_rate:.2f} s "
+                         f"long, over the {max_seconds:g} s limit; remove it or slice first")
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    if not math.isfinite(peak) or peak > MAX_PEAK:
+        level = "non-finite" if not math.isfinite(peak) else f"{20 * math.log10(peak):+.0f} dBFS"
+        raise ValueError(f"{edit_label(i, edit)} drives the peak to {level}, beyond "
+                         f"{20 * math.log10(MAX_PEAK):+.0f} dBFS; lower the gains")
+
+
+def apply_chain(wave, sample_rate, chain, *, max_seconds: float | None = MAX_SECONDS
+                ) -> np.ndarray:
+    """Apply the edits of ``chain`` in order; the whole chain is validated before any runs.
+
+    After every edit the clip must stay within ``max_seconds`` (``None``: no limit) and its
+    peak finite and at most :data:`MAX_PEAK`; otherwise ``ValueError`` names the edit. An
+    edit at most quadruples the length (repeat ×3, time_stretch 0.25), so memory stays
+    bounded by four times the limit.
+    """
     out = _wave(wave, sample_rate)
-    for edit in _validate_chain(chain):
+    for i, edit in enumerate(_validate_chain(chain)):
         out = EDITS[edit["op"]](out, sample_rate, **edit["params"])
+        _check_result(out, i, edit, sample_rate, max_seconds)
     return out
 
 
@@ -235,10 +285,16 @@ def chain_to_json(chain) -> str:
 
 def chain_from_json(text: str) -> list[dict]:
     """Parse and validate a chain written by :func:`chain_to_json` (plain JSON, never eval)."""
+    size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
+    if size > MAX_CHAIN_JSON_BYTES:
+        raise ValueError(f"the edit chain is {size:,} bytes, over the {MAX_CHAIN_JSON_BYTES:,}-byte "
+                         "limit; a chain is a short list of edits")
     try:
         data = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as exc:
+    except (TypeError, ValueError) as exc:  # JSONDecodeError, and bytes that are not UTF-8
         raise ValueError(f"edit chain is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ValueError("edit chain is nested too deeply to be a list of edits") from None
     return _validate_chain(data)
 
 
@@ -250,6 +306,9 @@ class EditHistory:
         self._undone: list[dict] = []
 
     def push(self, edit: dict) -> None:
+        if len(self._done) >= MAX_CHAIN_EDITS:
+            raise ValueError(f"the chain already holds {MAX_CHAIN_EDITS} edits, the most "
+                             "allowed; undo some first")
         self._done.append(validate_edit(edit))
         self._undone.clear()
 

@@ -177,3 +177,53 @@ def test_history_undo_redo(wave):
     assert len(h.chain) == 2
     with pytest.raises(ValueError, match="unknown edit op"):
         h.push({"op": "nope"})
+
+
+# --- bounds on what a user's chain can make the server do -------------------------------
+
+def test_repeats_stop_at_the_duration_limit_naming_the_edit():
+    one_second = _sine(440, n=SR)
+    chain = [{"op": "repeat", "params": {"times": 3}}] * 6  # would grow 1 s to 4096 s
+    with pytest.raises(ValueError, match=r"edit 3 \(repeat, times=3\) makes the clip "
+                                         r"64\.00 s long, over the 30 s limit"):
+        apply_chain(one_second, SR, chain)
+    # two repeats (16 s) stay under the limit and are exact copies
+    out = apply_chain(one_second, SR, chain[:2])
+    assert out.shape == (16 * SR,) and np.array_equal(out[SR:2 * SR], one_second)
+    assert apply_chain(one_second, SR, chain, max_seconds=None).shape == (4096 * SR,)
+
+
+def test_stacked_gains_are_refused_before_they_overflow():
+    chain = [{"op": "gain", "params": {"db": 30.0}}] * 3  # 0.5 peak * 10**4.5 = +84 dBFS
+    with pytest.raises(ValueError, match=r"edit 3 \(gain, db=30\) drives the peak to \+84 dBFS"):
+        apply_chain(_sine(440), SR, chain)
+    out = apply_chain(_sine(440), SR, chain[:2])  # +60 dB on a 0.5 peak: 500, allowed
+    assert np.isclose(np.abs(out).max(), 0.5 * 1000, rtol=1e-3)
+
+
+def test_long_chains_and_large_files_are_refused_unrun():
+    with pytest.raises(ValueError, match="1,000,000 edits, more than the 100 allowed"):
+        apply_chain(_sine(440), SR, [{"op": "reverse"}] * 1_000_000)
+    text = json.dumps([{"op": "reverse"}] * 10_000)
+    with pytest.raises(ValueError, match=r"bytes, over the 100,000-byte limit"):
+        chain_from_json(text)
+    history = EditHistory([{"op": "reverse"}] * 100)
+    with pytest.raises(ValueError, match="already holds 100 edits"):
+        history.push({"op": "reverse"})
+    assert len(history.chain) == 100
+
+
+@pytest.mark.parametrize("text,word", [
+    ("[" * 50_000 + "]" * 50_000, "nested too deeply"),
+    ('[{"op": ["gain"]}]', r"edit 1: unknown edit op \['gain'\]"),
+    ('[{"op": {"a": 1}}]', "unknown edit op"),
+    ('[{"op": "gain", "params": {"db": 1' + "0" * 400 + '}}]', "must be a finite number"),
+    ('[{"op": "repeat", "params": {"times": 1' + "0" * 30 + '}}]', r"must be in \[1, 3\]"),
+    ('[{"op": "gain", "params": {"db": NaN}}]', "must be a finite number"),
+    ('[{"op": "gain", "params": {"db": Infinity}}]', "must be a finite number"),
+    ('[{"op": "gain", "params": {"db": "6"}}]', "must be a finite number"),
+    ('[{"op": "reverse"}, 7]', "edit 2: an edit must be a dict"),
+], ids=["deep", "op-list", "op-dict", "huge-float", "huge-int", "nan", "inf", "string", "int"])
+def test_malformed_chain_json_gets_a_message(text, word):
+    with pytest.raises(ValueError, match=word):
+        chain_from_json(text)
