@@ -80,7 +80,7 @@ def wav_clips(n: int, sample_rate: int, n_samples: int, *, seed: int = 0) -> lis
 
 def hearsight_request(predictor, data: bytes, weights: dict) -> dict:
     """Every Inspect view's data for one received clip, as the server computes it."""
-    from serve.pages.inspect import conv_layers
+    from serve.analysis import conv_layers
     from viz.featuremaps import mosaic
 
     p = predictor.params

@@ -45,7 +45,7 @@ class Shared:
         """The decoder prior (a spectrogram autoencoder on the same features), or None."""
         if not directory:
             return None
-        from serve.experiment_actmax import load_prior
+        from models.prior import load_prior
 
         return load_prior(str(directory), self.predictor.params)
 
@@ -67,7 +67,7 @@ class Shared:
         # sonification alone took ~1.4 s to compile on the first pick.
         import numpy as np
 
-        from serve.pages.inspect import conv_layers, sonify
+        from serve.analysis import conv_layers, sonify
 
         p = self.predictor.params
         rng = np.random.default_rng(0)

@@ -32,17 +32,10 @@ import numpy as np
 
 from engine import actmax
 from engine.objectives import TARGET, class_prob
+from models.prior import Prior, load_prior
 
 PAPER = {"own": {"input": 96.8, "latent": 92.1}, "separate": {"input": 7.6, "latent": 67.5}}
 SPACES = ("input", "latent")
-
-
-@dataclass(frozen=True)
-class Prior:
-    """A decoder prior: ``decode_fn`` maps codes ``(b, latent)`` to features ``(b, freq, time)``."""
-
-    decode_fn: Callable
-    latent: int
 
 
 @dataclass(frozen=True)
@@ -262,21 +255,6 @@ def acts_fn_of(predictor) -> Callable:
 
     graphdef, state = predictor.forward.graphdef, predictor.forward.state
     return lambda x: call_with_intermediates(nnx.merge(graphdef, state), x)
-
-
-def load_prior(directory: str, params) -> Prior:
-    """A :class:`Prior` from a ``spectrogram_ae`` checkpoint trained on the same features."""
-    from flax import nnx
-
-    from models.checkpoint import load_checkpoint
-
-    model, meta = load_checkpoint(directory)
-    if not hasattr(model, "decode") or meta.get("features") != params.to_dict():
-        raise ValueError(f"{directory} is not a spectrogram autoencoder trained on the "
-                         "classifier's features; train one with: hearsight train --arch "
-                         "spectrogram_ae --features <same> ...")
-    graphdef, state = nnx.split(model)
-    return Prior(lambda z: nnx.merge(graphdef, state).decode(z), int(model.latent_dim))
 
 
 def run(args) -> int:

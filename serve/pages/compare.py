@@ -16,10 +16,10 @@ import numpy as np
 import panel as pn
 
 from data.edits import EDIT_SCHEMAS, EditHistory, chain_from_json, chain_to_json, validate_edit
+from serve.analysis import conv_layers
 from serve.pages.compare_parts import (chain_markdown, distance_figure, edited_clip,
                                        filter_players, page_layout, param_widgets,
                                        prediction_lines, side_panes)
-from serve.pages.inspect import conv_layers
 
 
 class ComparePage:

@@ -142,7 +142,7 @@ def distance_figure(distances: dict[str, dict[str, float]]):
 
 def filter_players(maps: tuple[np.ndarray, np.ndarray], params) -> list:
     """Audio players of the original's and the edited clip's sonified filter maps."""
-    from serve.pages.inspect import sonify
+    from serve.analysis import sonify
 
     return [pn.pane.Audio(sonify(m, params), sample_rate=params.sample_rate, name=tag,
                           css_classes=[f"hs-filter-audio-{tag}"])

@@ -8,27 +8,14 @@ from functools import partial
 import numpy as np
 import panel as pn
 
+from serve.analysis import conv_layers, sonify
 from serve.config import FEATURE_MAP_AUDIO_ITERS
 from serve.jobs import one_walk
 from serve.text import esc, live_text
 
 
-def conv_layers(acts: dict) -> list[str]:
-    """Names of spatial (freq, time, channels) activations, in forward order."""
-    return [k for k, v in acts.items() if np.ndim(v) == 3 and k not in ("probs", "logits")]
-
-
 def dense_layers(acts: dict) -> list[str]:
     return [k for k, v in acts.items() if np.ndim(v) == 1 and k not in ("probs",)]
-
-
-def sonify(acts_map: np.ndarray, params, *, seed: int = 0) -> np.ndarray:
-    import jax
-
-    from engine.sonify import sonify_feature_map
-
-    key = jax.random.PRNGKey(seed)
-    return np.asarray(sonify_feature_map(acts_map, params, n_iter=FEATURE_MAP_AUDIO_ITERS, key=key))
 
 
 class InspectPage:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from engine.predictor import Predictor
+from serve.analysis import conv_layers
 from serve.config import Limits
-from serve.pages.inspect import InspectPage, conv_layers
+from serve.pages.inspect import InspectPage
 from serve.session import Session
 from viz.featuremaps import mosaic
 
