@@ -44,27 +44,25 @@ def add_parsers(sub) -> None:
     _experiment_parsers(sub)
 
 
-EXPERIMENTS = ("serve.experiment_actmax", "serve.experiment_faithfulness",
-               "serve.experiment_projections")
-
-
 def _experiment_parsers(sub) -> None:
-    """``hearsight experiment NAME``: each experiment module registers itself."""
-    import importlib
-    import importlib.util
+    """``hearsight experiment NAME`` for every experiment of :data:`experiments.EXPERIMENTS`."""
+    from experiments import EXPERIMENTS
 
     e = sub.add_parser("experiment", help="reproduce a paper's experiment (actmax, "
                                           "faithfulness, projections)")
     esub = e.add_subparsers(dest="experiment", required=True)
-    for name in EXPERIMENTS:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).add_parser(esub)
+    for name, experiment in EXPERIMENTS.items():
+        experiment.add_arguments(esub.add_parser(name, help=experiment.HELP))
 
 
 def dispatch(args):
     if args.cmd == "experiment":
-        run = getattr(args, "func", None) or getattr(args, "experiment_run")
-        return run(args)
+        from experiments import EXPERIMENTS
+        from serve.commands import resolve_model
+
+        if getattr(args, "model", "") is None:
+            args.model = str(resolve_model(None))
+        return EXPERIMENTS[args.experiment].run(args)
     commands = {"activations": cmd_activations, "project": cmd_project}
     if args.cmd not in commands:
         raise ValueError(f"unknown command {args.cmd!r}")

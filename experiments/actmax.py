@@ -210,10 +210,11 @@ def table(results: dict) -> str:
 
 
 # -- command line ------------------------------------------------------------------------
-def add_parser(sub) -> None:
-    """Register ``actmax`` on the ``experiment`` command's sub-parsers."""
-    p = sub.add_parser("actmax", help="noise-to-class activation maximisation with and "
-                                      "without a decoder prior (Soomro et al.)")
+HELP = "noise-to-class activation maximisation with and without a decoder prior (Soomro et al.)"
+
+
+def add_arguments(p) -> None:
+    """The options of ``hearsight experiment actmax`` on its parser ``p``."""
     p.add_argument("--model", required=True, help="checkpoint folder of the own classifier")
     p.add_argument("--separate", required=True, help="the same architecture, another seed")
     p.add_argument("--prior", default=None, help="spectrogram_ae checkpoint folder (latent space)")
@@ -226,7 +227,6 @@ def add_parser(sub) -> None:
     p.add_argument("--start-mean", type=float, default=0.0, help="mean of the input noise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="folder for results.json and heatmap.png")
-    p.set_defaults(func=run)
 
 
 def parse_classes(spec: str, labels: list[str]) -> list[int]:

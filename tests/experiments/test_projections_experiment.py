@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serve import experiment_projections as EX
+from experiments import EXPERIMENTS
+from experiments import projections as EX
 
 LABELS = ["0", "1", "2"]
 
@@ -16,7 +17,7 @@ def _parser():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
     exp = sub.add_parser("experiment").add_subparsers(dest="experiment", required=True)
-    EX.add_parser(exp)
+    EX.add_arguments(exp.add_parser("projections", help=EX.HELP))
     return parser
 
 
@@ -62,7 +63,8 @@ def setup(tmp_path_factory):
         f"fsdd:{corpus}", "--out", str(tmp / "out"), "--frames-per-layer", "120",
         "--train-frames", "150", "--methods", "pca,pivotmds,ae", "--quality-n", "120",
         "--pivots", "20", "--ae-epochs", "3", "--ae-batch-size", "32"])
-    result = args.experiment_run(args)
+    assert EXPERIMENTS[args.experiment] is EX
+    result = EXPERIMENTS[args.experiment].run(args)
     yield tmp, args, result
     mp.undo()
 

@@ -39,10 +39,12 @@ PAPER_TABLE1 = {"procrustes_distance": [0.90, 0.98], "mutual_information": [0.34
                         "5 x 1000 ReLU phone classifier; AE best on DC in most layers"}
 
 
-def add_parser(sub) -> None:
-    """Register ``projections`` on the ``experiment`` sub-parsers (sets ``experiment_run``)."""
-    p = sub.add_parser("projections", help="PD / MI / DC of t-SNE, UMAP, AE, PivotMDS and PCA "
-                       "layouts of every hidden layer of a frame_mlp (seed-003 Table 1)")
+HELP = ("PD / MI / DC of t-SNE, UMAP, AE, PivotMDS and PCA layouts of every hidden layer of a "
+        "frame_mlp (seed-003 Table 1)")
+
+
+def add_arguments(p) -> None:
+    """The options of ``hearsight experiment projections`` on its parser ``p``."""
     p.add_argument("--model", required=True, help="frame_mlp checkpoint folder")
     p.add_argument("--corpus", required=True, help="corpus spec, e.g. fsdd:PATH")
     p.add_argument("--out", required=True, help="output folder")
@@ -59,7 +61,6 @@ def add_parser(sub) -> None:
     p.add_argument("--ae-lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result JSON")
-    p.set_defaults(experiment_run=run)
 
 
 def parse_methods(spec: str) -> tuple[str, ...]:

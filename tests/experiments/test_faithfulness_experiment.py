@@ -21,9 +21,10 @@ from data.features import FeatureParams, features_batch
 from engine.ablation import intervene
 from engine.attribution import METHODS, saliency
 from engine.faithfulness import evaluate
-from serve import experiment_faithfulness as XF
-from serve.experiment_plots import SIZE
-from serve.pages.explain_parts import logits_from_acts
+from engine.attribution import logits_from_acts
+from experiments import EXPERIMENTS
+from experiments import faithfulness as XF
+from experiments.plots import SIZE
 
 PARAMS = FeatureParams(sample_rate=1000, duration_s=0.2, n_fft=32, hop_length=16,
                        window="hann", n_freq=16, n_frames=12)
@@ -66,7 +67,7 @@ def corpus(tmp_path_factory):
 
 def _args(corpus, out, *extra):
     parser = argparse.ArgumentParser()
-    XF.add_parser(parser.add_subparsers(dest="experiment"))
+    XF.add_arguments(parser.add_subparsers(dest="experiment").add_parser("faithfulness"))
     return parser.parse_args(["faithfulness", "--model", "fake", "--corpus", f"fsdd:{corpus}",
                               "--out", str(out), *extra])
 
@@ -78,7 +79,7 @@ def result(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     args = _args(corpus, out, "--n", "5", "--batch", "4", "--steps", "6", "--ig-steps", "8",
                  "--patch", "2x2")
-    assert args.func is XF.run
+    assert EXPERIMENTS[args.experiment] is XF and EXPERIMENTS[args.experiment].run is XF.run
     try:
         yield XF.run(args), out
     finally:

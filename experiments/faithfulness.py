@@ -15,20 +15,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from engine.attribution import METHODS
+from engine.attribution import METHODS, logits_from_acts
 from engine.faithfulness import MODES, evaluate, fractions, faithfulness_summary
-from serve.pages import explain_parts as EP
 
 
-def add_parser(sub) -> None:
-    """Register ``faithfulness`` on the ``experiment`` sub-parsers (sets ``func=run``)."""
-    p = sub.add_parser("faithfulness", help="deletion/insertion AUCs of every attribution "
-                       "method against a random order")
+HELP = "deletion/insertion AUCs of every attribution method against a random order"
+
+
+def add_arguments(p) -> None:
+    """The options of ``hearsight experiment faithfulness`` on its parser ``p``."""
     p.add_argument("--model", default=None, help="checkpoint folder (default: the default model)")
     p.add_argument("--corpus", required=True, help="corpus spec, e.g. fsdd:PATH")
     p.add_argument("--split", default="test", choices=("train", "valid", "test", "all"))
@@ -44,7 +46,6 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the result JSON")
-    p.set_defaults(func=run)
 
 
 def parse_methods(spec: str) -> tuple[str, ...]:
@@ -73,6 +74,39 @@ def subset(n_items: int, n: int, *, seed: int) -> np.ndarray:
         raise ValueError(f"--n must be >= 1, got {n}")
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_items, size=min(n, n_items), replace=False))
+
+
+def model_fns(predictor) -> tuple[Callable | None, Callable | None]:
+    """``(acts_fn, logits_fn)`` of a predictor (the protocol of :mod:`engine.attribution`);
+    ``logits_fn`` falls back to a view of ``acts_fn``; ``(None, None)`` without ``acts_fn``."""
+    acts_fn = getattr(predictor, "acts_fn", None)
+    if acts_fn is None:
+        return None, None
+    logits_fn = getattr(predictor, "logits_fn", None)
+    return acts_fn, logits_fn if logits_fn is not None else logits_from_acts(acts_fn)
+
+
+def last_conv_layer(acts_fn: Callable, shape: tuple[int, int]) -> str | None:
+    """The last NHWC (4-D) activation of ``acts_fn`` for inputs of ``shape``, or None."""
+    acts = jax.eval_shape(lambda z: acts_fn(z)[1], jax.ShapeDtypeStruct((1, *shape), jnp.float32))
+    return ([k for k, v in acts.items() if len(v.shape) == 4] or [None])[-1]
+
+
+def method_options(shape: tuple[int, int], *, steps: int, baseline: str, layer: str | None,
+                   floor: float, seed: int, smooth_n: int = 16) -> dict[str, dict]:
+    """Keyword arguments of every attribution method for inputs of ``shape`` (freq, time).
+
+    Occlusion slides a window of two patches of the Explain page's curves (a twentieth of the
+    bins by a thirtieth of the frames: 8 × 5 on d-DeVIS's 160 × 150 input) with a one-patch
+    stride, as the page does.
+    """
+    pf, pt = max(1, shape[0] // 20), max(1, shape[1] // 30)
+    return {"saliency": {}, "gradient_x_input": {},
+            "integrated_gradients": {"steps": int(steps), "baseline": baseline, "floor": floor},
+            "smoothgrad": {"key": jax.random.PRNGKey(seed), "n": int(smooth_n)},
+            "grad_cam": {"layer": layer},
+            "occlusion": {"window": (min(2 * pf, shape[0]), min(2 * pt, shape[1])),
+                          "stride": (pf, pt), "baseline": baseline, "floor": floor}}
 
 
 def load_predictor(model_dir):
@@ -170,25 +204,29 @@ def _inputs(args, predictor) -> tuple[np.ndarray, np.ndarray, list, dict]:
 
 
 def run(args) -> dict:
-    """Run the experiment for parsed ``args`` and write JSON and PNGs under ``args.out``."""
-    from serve.commands import resolve_model
+    """Run the experiment for parsed ``args`` and write JSON and PNGs under ``args.out``.
 
+    ``args.model`` is a checkpoint folder (the command line puts the default model's there
+    when ``--model`` is left out).
+    """
     t_start = time.perf_counter()
     methods, patch = parse_methods(args.methods), parse_patch(args.patch)
     if args.batch < 1 or args.steps < 2 or args.ig_steps < 1:
         raise ValueError("need --batch >= 1, --steps >= 2 and --ig-steps >= 1")
-    model_dir = resolve_model(args.model)
+    if not args.model:
+        raise ValueError("--model: name the checkpoint folder of the model to explain")
+    model_dir = Path(args.model)
     predictor = load_predictor(model_dir)
-    acts_fn, logits_fn = EP.model_fns(predictor)
+    acts_fn, logits_fn = model_fns(predictor)
     if acts_fn is None:
         raise ValueError(f"the model in {model_dir} does not expose acts_fn (see "
                          "engine.attribution's protocol)")
     shape = tuple(predictor.params.shape)
-    layer = args.layer or (EP.conv_layer_names(acts_fn, shape) or [None])[-1]
+    layer = args.layer or last_conv_layer(acts_fn, shape)
     if layer is None and "grad_cam" in methods:
         methods = tuple(m for m in methods if m != "grad_cam")  # no conv layer to explain
-    options = EP.method_options(shape, steps=args.ig_steps, baseline=args.baseline, layer=layer,
-                                floor=predictor.params.floor, seed=args.seed)
+    options = method_options(shape, steps=args.ig_steps, baseline=args.baseline, layer=layer,
+                             floor=predictor.params.floor, seed=args.seed)
     x, target, kept, timings = _inputs(args, predictor)
     curve_options = {"baseline": args.baseline, "floor": predictor.params.floor,
                      "patch": patch, "n_steps": args.steps}
@@ -217,7 +255,7 @@ def _settings(args, patch, layer, options) -> dict:
 
 def write_outputs(result: dict, out: Path) -> dict:
     """``faithfulness.json`` and one PNG of the mean curves per mode under ``out``."""
-    from serve.experiment_plots import curves_png
+    from experiments.plots import curves_png
 
     out.mkdir(parents=True, exist_ok=True)
     result["plots"] = []

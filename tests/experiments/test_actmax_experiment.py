@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serve.experiment_actmax import (PAPER, Prior, Setup, add_parser, heatmap_matrix,
-                                     parse_classes, run_experiment, table, write_results)
+from experiments import EXPERIMENTS
+from experiments.actmax import (PAPER, Setup, add_arguments, heatmap_matrix, parse_classes,
+                                run_experiment, table, write_results)
+from models.prior import Prior
 
 SHAPE = (6, 5)
 LABELS = ["a", "b", "c"]
@@ -90,7 +92,7 @@ def test_results_json_and_heatmap_are_written(results, tmp_path):
 
 def test_parser_and_class_lists():
     parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="experiment"))
+    add_arguments(parser.add_subparsers(dest="experiment").add_parser("actmax"))
     args = parser.parse_args(["actmax", "--model", "A", "--separate", "B", "--per-class", "3",
                               "--classes", "b,0", "--out", "D"])
     assert (args.per_class, args.steps, args.chunk, args.prior) == (3, 20, 16, None)
@@ -107,7 +109,7 @@ def test_run_end_to_end_on_tiny_untrained_checkpoints(tmp_path, capsys):
     from data.features import FeatureParams
     from models.checkpoint import save_checkpoint
     from models.registry import build_model
-    from serve.experiment_actmax import run
+    from experiments.actmax import run
 
     feats = FeatureParams(kind="logmel", sample_rate=16000, n_fft=512, hop_length=178,
                           window="hann", floor=-5.0, n_frames=8, n_mels=8, fmax=8000.0)
@@ -118,12 +120,13 @@ def test_run_end_to_end_on_tiny_untrained_checkpoints(tmp_path, capsys):
             "arch": arch, "arch_kwargs": {"n_classes": n, "input_shape": [8, 8]},
             "labels": LABELS[:n], "features": feats, "corpus": {"kind": "synthetic"}})
     parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="experiment"))
+    add_arguments(parser.add_subparsers(dest="experiment").add_parser("actmax"))
     args = parser.parse_args(["actmax", "--model", str(tmp_path / "A"), "--separate",
                               str(tmp_path / "B"), "--prior", str(tmp_path / "AE"),
                               "--per-class", "2", "--steps", "2", "--classes", "c",
                               "--out", str(tmp_path / "out")])
-    assert args.func(args) == 0
+    assert EXPERIMENTS[args.experiment].run is run
+    assert EXPERIMENTS[args.experiment].run(args) == 0
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert data["labels"] == ["c"] and data["config"]["prior"] is True
     for space in ("input", "latent"):
