@@ -19,10 +19,15 @@ import numpy as np
 import soundfile as sf
 
 from data.features import FeatureParams
-from data.names import display_name, safe_basename  # noqa: F401  (re-exported)
+from data.limits import bytes_over, seconds_over
+from data.names import display_name
 
 MIN_RATE = 1000
 MAX_RATE = 384_000
+MAX_CHANNELS = 64  # more is not a recording a speech model hears; refused from the header
+BLOCK_BYTES = 1 << 22  # decode at most 4 MB of interleaved samples at a time
+UNKNOWN_FRAMES = 1 << 62  # libsndfile reports SF_COUNT_MAX when a header leaves length open
+OPEN_BLOCK = 256  # frames per read when the length is open (see _read_mono)
 _DECODE_ERRORS = (sf.SoundFileError, RuntimeError, TypeError, ValueError, OSError, EOFError)
 
 
@@ -58,8 +63,8 @@ def _open_input(source, label: str, max_bytes: int):
         if not data:
             raise AudioError(f"{label}: is empty (0 bytes); upload a recording with sound in it")
         if len(data) > max_bytes:
-            raise AudioError(f"{label}: is too large ({len(data):,} bytes, limit "
-                             f"{max_bytes:,}); upload a shorter clip")
+            raise AudioError(f"{label}: is too large ({bytes_over(len(data), max_bytes)}); "
+                             "upload a shorter clip")
         _check_riff_sizes(data[:4096], len(data), label)
         return io.BytesIO(data)
     if not isinstance(source, (str, os.PathLike)):
@@ -84,22 +89,65 @@ def _open_path(path: Path, label: str) -> bytes:
     return os.fsencode(path)  # bytes: soundfile cannot encode undecodable (surrogate) names
 
 
-def _decode_soundfile(obj, label: str, max_seconds: float) -> tuple[np.ndarray, int]:
-    """Read with soundfile, checking the header (rate, length) before any sample is read."""
+def _decode_soundfile(obj, label: str, max_seconds: float) -> tuple[np.ndarray, float, int]:
+    """Decode to mono with soundfile, bounded: the header's rate, channel count and length
+    are checked before any sample is read, then blocks of at most :data:`BLOCK_BYTES` are
+    mixed to mono as they arrive, so memory never exceeds the mono clip at the limit plus one
+    block, whatever the header claims (an unknown length is read until the limit).
+    Returns ``(mono (samples,) float32, peak of any channel, rate)``."""
     try:
         with sf.SoundFile(obj) as f:
-            rate, frames = int(f.samplerate), int(f.frames)
+            rate, frames, channels = int(f.samplerate), int(f.frames), int(f.channels)
             _check_rate(rate, label, "its")
-            if frames > max_seconds * rate:
-                raise AudioError(f"{label}: is too long ({frames / rate:.1f} s, limit "
-                                 f"{max_seconds:g} s); trim it first")
-            data = f.read(dtype="float32", always_2d=True)
+            _check_channels(channels, label)
+            limit = int(max_seconds * rate)
+            if frames < UNKNOWN_FRAMES and frames > limit:
+                raise AudioError(f"{label}: is too long ({seconds_over(frames, rate, max_seconds)}"
+                                 "); trim it first")
+            unknown = frames >= UNKNOWN_FRAMES
+            return (*_read_mono(f, channels, limit, label, max_seconds, unknown), rate)
     except AudioError:
         raise
     except _DECODE_ERRORS as exc:
         raise AudioError(f"{label}: cannot be decoded (corrupt file or unknown format: "
                          f"{_reason(exc)}); use wav, flac, ogg or mp3") from exc
-    return data, rate
+
+
+def _check_channels(channels: int, label: str) -> None:
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"{label}: has {channels} channels, more than the {MAX_CHANNELS} "
+                         "accepted; export a mono or stereo mix")
+
+
+def _read_mono(f, channels: int, limit: int, label: str, max_seconds: float,
+               unknown_length: bool) -> tuple[np.ndarray, float]:
+    """The channel mean ``(samples,)`` float32 and the largest absolute sample of any
+    channel (to tell cancelling channels from silence).
+
+    Where the header leaves the length open, libsndfile fails on the read that crosses the
+    end of the stream (it seeks); such a file is read in blocks of :data:`OPEN_BLOCK`
+    frames and the failure ends the stream, losing at most one block's samples.
+    """
+    block = OPEN_BLOCK if unknown_length else max(1024, BLOCK_BYTES // (4 * channels))
+    parts, total, peak = [], 0, 0.0
+    while True:
+        try:
+            chunk = f.read(block, dtype="float32", always_2d=True)
+        except sf.SoundFileError:
+            if not (unknown_length and parts):
+                raise
+            break
+        if chunk.shape[0] == 0:
+            break
+        total += chunk.shape[0]
+        if total > limit:
+            raise AudioError(f"{label}: is too long (over {max_seconds:g} s, the limit; its "
+                             "header does not say how long); trim it first")
+        if not np.all(np.isfinite(chunk)):
+            raise AudioError(f"{label}: contains NaN or infinite samples; the file is damaged")
+        parts.append(chunk.mean(axis=1, dtype=np.float32))
+        peak = max(peak, float(np.abs(chunk).max(initial=0.0)))
+    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), peak
 
 
 def _reason(exc: BaseException) -> str:
@@ -194,23 +242,43 @@ def load_audio(source: str | os.PathLike | bytes, *, sample_rate: int | None = N
         raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
     obj = _open_input(source, label, max_bytes)
     try:
-        data, rate = _decode_soundfile(obj, label, max_seconds)
+        wave, peak, rate = _decode_soundfile(obj, label, max_seconds)
     except AudioError:
         if "MP3" in sf.available_formats() or not _looks_like_mp3(source, label):
             raise
         data, rate = _decode_mp3_fallback(source, label)
         _check_rate(rate, label, "its")
-    if data.size == 0:
+        wave, peak = _mono_of(data, label, max_seconds, rate)
+    if wave.shape[0] == 0:
         raise AudioError(f"{label}: is empty (0 samples); record or upload some sound")
-    if data.shape[0] > max_seconds * rate:
-        raise AudioError(f"{label}: is too long ({data.shape[0] / rate:.1f} s, limit "
-                         f"{max_seconds:g} s); trim it first")
-    if not np.all(np.isfinite(data)):
-        raise AudioError(f"{label}: contains NaN or infinite samples; the file is damaged")
-    wave = data.mean(axis=1, dtype=np.float32)
+    _check_channels_do_not_cancel(wave, peak, label)
     if sample_rate is not None and int(sample_rate) != rate:
         wave, rate = _resample(wave, rate, int(sample_rate), label), int(sample_rate)
+    if not np.all(np.isfinite(wave)):  # what the model hears, after resampling
+        raise AudioError(f"{label}: contains NaN or infinite samples after resampling; the "
+                         "file is damaged")
     return wave, rate
+
+
+def _mono_of(data: np.ndarray, label: str, max_seconds: float, rate: int
+             ) -> tuple[np.ndarray, float]:
+    """The fallback decoder's ``(samples, channels)`` checked and mixed as
+    :func:`_read_mono` does."""
+    _check_channels(data.shape[1], label)
+    if data.shape[0] > max_seconds * rate:
+        raise AudioError(f"{label}: is too long ({seconds_over(data.shape[0], rate, max_seconds)}"
+                         "); trim it first")
+    if not np.all(np.isfinite(data)):
+        raise AudioError(f"{label}: contains NaN or infinite samples; the file is damaged")
+    return data.mean(axis=1, dtype=np.float32), float(np.abs(data).max(initial=0.0))
+
+
+def _check_channels_do_not_cancel(mono: np.ndarray, peak: float, label: str,
+                                  threshold: float = 1e-4) -> None:
+    """Channels of opposite sign sum to silence: say so instead of 'record closer'."""
+    if float(np.max(np.abs(mono))) < threshold <= peak:
+        raise AudioError(f"{label}: its channels cancel out when mixed to mono (one is the "
+                         "other inverted); export one channel or a proper mix")
 
 
 def check_not_silent(wave: np.ndarray, *, name: str, threshold: float = 1e-4) -> None:

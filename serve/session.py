@@ -201,6 +201,6 @@ class Session:
 
 def safe_name(name, limit: int = 80) -> str:
     """A display name for a user-supplied file name: no path parts, printable, bounded."""
-    from data.audio import safe_basename
+    from data.names import safe_basename
 
     return safe_basename(name, limit=limit)

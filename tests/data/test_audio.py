@@ -192,3 +192,72 @@ def test_to_wav_bytes_clips_and_round_trips():
     info = sf.info(io.BytesIO(data))
     assert rate == 8000 and info.subtype == "PCM_16"
     np.testing.assert_allclose(y, np.clip(x, -1, 1), atol=1 / 32767)
+
+
+# --- decoding is bounded by what the model will hear ------------------------------------
+
+def _wav_bytes(data: np.ndarray, rate: int, fmt="WAV", subtype="PCM_16") -> bytes:
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, data, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def test_many_channels_are_refused_from_the_header():
+    data = np.zeros((100, 65), np.float32)
+    with pytest.raises(AudioError, match="has 65 channels, more than the 64 accepted"):
+        load_audio(_wav_bytes(data, 8000), name="wide.wav")
+
+
+def test_decoding_memory_is_the_mono_clip_not_the_file():
+    import tracemalloc
+
+    rate, n, ch = 96_000, 96_000 * 6, 16  # 6 s x 16 channels: 37 MB as float32
+    rng = np.random.default_rng(0)
+    data = (rng.uniform(-0.5, 0.5, (n, ch))).astype(np.float32)
+    blob = _wav_bytes(data, rate, subtype="FLOAT")
+    expected = data.mean(axis=1)
+    del data
+    tracemalloc.start()
+    wave, got_rate = load_audio(blob, name="multi.wav", max_bytes=len(blob))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert got_rate == rate and np.allclose(wave, expected, atol=1e-6)
+    # mono parts + their concatenation 4.6 MB, one 4 MB block and its temporaries: ~15 MB;
+    # decoding the whole file first would hold 37 MB before mixing
+    assert peak < 20e6, f"decoding peaked at {peak / 1e6:.1f} MB"
+
+
+def test_flac_of_unknown_length_is_read_up_to_the_limit():
+    x = (0.5 * np.sin(np.arange(16_000) * 0.1)).astype(np.float32)
+    flac = bytearray(_wav_bytes(x, 16_000, fmt="FLAC"))
+    flac[21] &= 0xF0  # STREAMINFO total samples (36 bits) = 0: "length unknown"
+    flac[22:26] = b"\0\0\0\0"
+    wave, rate = load_audio(bytes(flac), name="stream.flac")
+    # libsndfile fails on the read that crosses the open end: at most one block is lost
+    assert rate == 16_000 and 16_000 - 256 <= wave.shape[0] <= 16_000
+    assert np.allclose(wave, x[:wave.shape[0]], atol=1e-4)
+    with pytest.raises(AudioError, match=r"too long \(over 0.5 s, the limit; its header does "
+                                         r"not say how long\)"):
+        load_audio(bytes(flac), name="stream.flac", max_seconds=0.5)
+
+
+def test_limits_are_never_printed_rounded_onto_the_limit():
+    x = np.full(int(8000 * 30.01), 0.1, np.float32)
+    with pytest.raises(AudioError, match=r"too long \(30.01 s, limit 30 s\)"):
+        load_audio(_wav_bytes(x, 8000), name="a.wav", max_bytes=10**9)
+    blob = _wav_bytes(np.full(100, 0.1, np.float32), 8000)
+    with pytest.raises(AudioError, match=rf"too large \({len(blob):,} bytes, over the "
+                                         rf"{len(blob) - 1:,}-byte limit\)"):
+        load_audio(blob, name="b.wav", max_bytes=len(blob) - 1)
+
+
+def test_channels_that_cancel_are_named_not_called_quiet():
+    x = (0.5 * np.sin(np.arange(8000) * 0.1)).astype(np.float32)
+    with pytest.raises(AudioError, match="channels cancel out when mixed to mono"):
+        load_audio(_wav_bytes(np.stack([x, -x], axis=1), 8000, subtype="FLOAT"), name="c.wav")
+    wave, _ = load_audio(_wav_bytes(np.zeros((8000, 2), np.float32), 8000), name="quiet.wav")
+    assert not wave.any()  # true silence still loads (editing accepts it)
