@@ -2,7 +2,7 @@
 
     python3 benchmarks/faults.py
 
-Every case runs ``python3 -m serve.cli`` (the ``hearsight`` command) or a writer in a child
+Every case runs ``python3 -m cli.main`` (the ``hearsight`` command) or a writer in a child
 process and reports its exit status and last line of output:
 
 - a checkpoint damaged four ways, and one whose metadata names a system function;
@@ -56,7 +56,7 @@ print("written", flush=True)
 
 def cli(*args: str, env: dict | None = None, timeout: float = 300) -> tuple[int, str]:
     """Exit status and last non-empty line of ``hearsight ARGS`` (stderr, else stdout)."""
-    run = subprocess.run([sys.executable, "-m", "serve.cli", *args], cwd=ROOT, text=True,
+    run = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, text=True,
                          capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
     lines = [x for x in (run.stderr.strip() or run.stdout.strip()).splitlines() if x.strip()]
     return run.returncode, lines[-1] if lines else ""
@@ -113,7 +113,7 @@ def killed_training(tmp: Path, corpus: Path) -> dict:
     run, epochs = tmp / "run", 40
     args = ["train", "--corpus", f"fsdd:{corpus}", "--arch", "soomro_cnn", "--out", str(run),
             "--epochs", str(epochs), "--patience", str(epochs), "--batch-size", "4"]
-    child = subprocess.Popen([sys.executable, "-m", "serve.cli", *args], cwd=ROOT,
+    child = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not (run / ".last" / "metadata.json").exists() and child.poll() is None \

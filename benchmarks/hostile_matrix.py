@@ -194,8 +194,8 @@ def write_case_file(folder: Path, case: Case) -> str | bytes:
 
 
 def run_cli(model_dir: str, path: str) -> dict:
-    """``serve.cli.main(["predict", ...])`` in-process; ``{rc, stdout, stderr}``."""
-    from serve.cli import main
+    """``cli.main.main(["predict", ...])`` in-process; ``{rc, stdout, stderr}``."""
+    from cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -50,7 +50,7 @@ def find_model(arg: str | None, workdir: Path) -> tuple[Path, str]:
     """``(checkpoint folder, description)``: the given one, the cached default, or a tiny one."""
     if arg:
         return Path(arg), "given"
-    from serve.commands import default_model_dir
+    from cli.inputs import default_model_dir
 
     cached = default_model_dir()
     if (cached / "metadata.json").is_file():

@@ -3,7 +3,7 @@
     python3 benchmarks/load.py [--model CKPT] [--ramp 1,2,5,10,20] [--interactions 5]
                                [--soak-seconds 180] [--soak-sessions 5]
 
-Starts ``python3 -m serve.cli serve`` on 127.0.0.1 (a free port; without ``--model`` a randomly
+Starts ``python3 -m cli.main serve`` on 127.0.0.1 (a free port; without ``--model`` a randomly
 initialised ``ddevis_cnn`` checkpoint whose corpus is ``fsdd:../shared/data/fsdd``, so the
 sidebar's corpus picker lists that corpus's test split). For every N of the ramp it opens N
 sessions with ``bokeh.client.pull_session``, one thread each. One interaction picks another

@@ -60,7 +60,7 @@ def _free_port() -> int:
 # Diagnostic only (--no-explain-autostart): the same server with the Explain page's eager
 # per-clip computation switched off, to separate the Inspect path from that background work.
 _NO_EXPLAIN = ("import sys; from serve.pages.explain import ExplainPage; "
-               "ExplainPage.start = lambda self: None; from serve.cli import main; "
+               "ExplainPage.start = lambda self: None; from cli.main import main; "
                "sys.exit(main(sys.argv[1:]))")
 
 
@@ -73,7 +73,7 @@ def start_server(model: Path, port: int, home: Path, *, timeout: float = 300.0,
     env = {**os.environ, "PYTHONPATH": path, "HEARSIGHT_HOME": str(home)}
     if memprobe is not None:
         env["HS_MEMPROBE"] = str(memprobe)
-    launch = ["-c", _NO_EXPLAIN] if no_explain else ["-m", "serve.cli"]
+    launch = ["-c", _NO_EXPLAIN] if no_explain else ["-m", "cli.main"]
     proc = subprocess.Popen([sys.executable, *launch, "serve", "--model", str(model),
                              "--port", str(port), "--address", "127.0.0.1",
                              "--procs", str(procs)], cwd=ROOT, env=env,

@@ -105,24 +105,6 @@ class PerProcess:
             return self._shared
 
 
-def _jax_started() -> bool:
-    """Whether this process already holds a JAX runtime (e.g. it just trained the model)."""
-    try:
-        from jax._src import xla_bridge
-    except ImportError:  # pragma: no cover - jax is a dependency
-        return False
-    check = getattr(xla_bridge, "backends_are_initialized", None)
-    return bool(check()) if check else bool(getattr(xla_bridge, "_backends", None))
-
-
-def restart_clean(argv=None) -> None:  # pragma: no cover - replaces the process
-    """Run this command again in a fresh process (same arguments), so no JAX runtime is forked."""
-    import sys
-
-    os.execv(sys.executable, [sys.executable, "-m", "serve.cli",
-                              *(sys.argv[1:] if argv is None else argv)])
-
-
 def check_bind(address: str, allow_websocket_origin: list[str]) -> None:
     """Refuse to listen beyond loopback unless the allowed websocket origins are named."""
     if address in LOOPBACK:

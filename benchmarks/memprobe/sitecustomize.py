@@ -1,7 +1,7 @@
 """Memory probe for the server of ``benchmarks/load.py --memprobe`` (diagnostic only).
 
 Python imports ``sitecustomize`` at start-up from ``PYTHONPATH``; ``load.py --memprobe`` puts
-this folder there. It acts only in the process whose command line holds ``serve.cli`` and only
+this folder there. It acts only in the process whose command line holds ``cli.main`` and only
 when ``HS_MEMPROBE`` names a file: every ``HS_MEMPROBE_EVERY`` seconds (default 15) a thread
 appends one JSON line with the time since start, RSS, glibc's ``mallinfo2()`` (``in_use``:
 bytes handed out by malloc; ``free``: bytes the allocator keeps; ``mmapped``), Python's
@@ -20,7 +20,7 @@ import time
 def _is_server() -> bool:
     try:
         with open("/proc/self/cmdline", "rb") as f:
-            return b"serve.cli" in f.read()
+            return b"cli.main" in f.read()
     except OSError:
         return False
 

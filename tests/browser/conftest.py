@@ -110,12 +110,12 @@ def chromium_path() -> Path:
 
 @pytest.fixture(scope="session")
 def server(chromium_path, tiny_checkpoint, hearsight_home, tmp_path_factory):
-    """``python -m serve.cli serve --model <tiny checkpoint>`` on a free loopback port."""
+    """``python -m cli.main serve --model <tiny checkpoint>`` on a free loopback port."""
     log = tmp_path_factory.mktemp("server") / "serve.log"
     port = _free_port()
     env = {**os.environ, "HEARSIGHT_HOME": str(hearsight_home),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "serve.cli", "serve", "--model", str(tiny_checkpoint),
+    cmd = [sys.executable, "-m", "cli.main", "serve", "--model", str(tiny_checkpoint),
            "--port", str(port), "--address", "127.0.0.1"]
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT,

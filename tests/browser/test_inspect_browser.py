@@ -41,7 +41,7 @@ TILE_CENTRE_JS = """([prefix, channel]) => {
 
 def cli_prediction(checkpoint: Path, clip: Path) -> dict:
     """``hearsight predict --json`` of one file, run as a user would."""
-    out = subprocess.run([sys.executable, "-m", "serve.cli", "predict", "--model",
+    out = subprocess.run([sys.executable, "-m", "cli.main", "predict", "--model",
                           str(checkpoint), "--json", str(clip)], cwd=REPO, capture_output=True,
                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serve.cli import build_parser, main
+from cli.main import build_parser, main
 
 HERE = Path(__file__).resolve().parent
 BYO_DIR = HERE.parent / "models"  # byo_fixture.py: a 2-layer linear model that trains in ms

@@ -79,7 +79,7 @@ def test_upload_path(session, case):
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_cli_path(case, tmp_path, tiny_checkpoint, cached_load, capsys):
-    from serve.cli import main
+    from cli.main import main
 
     path = hm.write_case_file(tmp_path, case)
     rc = main(["predict", "--model", str(tiny_checkpoint), path])
@@ -102,7 +102,7 @@ def _tree(root: Path) -> set[str]:
 
 def test_nothing_is_written_outside_the_cache(tmp_path, monkeypatch, session, tiny_checkpoint,
                                               cached_load, capsys):
-    from serve.cli import main
+    from cli.main import main
 
     home, spool = tmp_path / "home", tmp_path / "spool"
     home.mkdir()
@@ -165,7 +165,7 @@ def test_cli_subprocess_refuses_without_traceback(tmp_path, tiny_checkpoint):
     files = [hm.write_case_file(tmp_path, c) for c in CASES
              if c.name in ("zero bytes", "random bytes", "NaN sample (float32)")]
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "serve.cli", "predict", "--model",
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "predict", "--model",
                            str(tiny_checkpoint), *files], capture_output=True, text=True,
                           timeout=180, cwd=ROOT, env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

@@ -20,7 +20,7 @@ def test_memprobe_logs_memory_a_serve_process_allocates(tmp_path):
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
     log = tmp_path / "probe.jsonl"
-    # The probe acts only in a process whose command line names serve.cli: here the
+    # The probe acts only in a process whose command line names cli.main: here the
     # child's argv. It holds 64 MiB from 0.6 s on, and nothing before.
     code = ("import time; time.sleep(0.6); block = bytearray(64 * 2**20); "
             "block[::4096] = b'x' * len(block[::4096]); time.sleep(0.5); "
@@ -28,7 +28,7 @@ def test_memprobe_logs_memory_a_serve_process_allocates(tmp_path):
             "time.sleep(0.5)")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "benchmarks" / "memprobe"),
            "HS_MEMPROBE": str(log), "HS_MEMPROBE_EVERY": "0.2"}
-    subprocess.run([sys.executable, "-c", code, "serve.cli"], env=env, check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", code, "cli.main"], env=env, check=True, timeout=60)
     s = memprobe_summary(log)
     assert s is not None and len(s["rows"]) >= 4
     grew = s["last"]["rss"] - s["first"]["rss"]
@@ -38,7 +38,7 @@ def test_memprobe_logs_memory_a_serve_process_allocates(tmp_path):
     # Half a second of busy main thread after the first sample; no XLA in this process.
     assert 0.35 <= s["last"]["cpu_main"] - s["first"]["cpu_main"] <= 0.9, s["rows"]
     assert s["last"]["cpu_xla"] == 0.0
-    # Without serve.cli in its command line the probe stays off.
+    # Without cli.main in its command line the probe stays off.
     other = tmp_path / "other.jsonl"
     subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5)"],
                    env={**env, "HS_MEMPROBE": str(other)}, check=True, timeout=60)

@@ -62,7 +62,7 @@ def test_two_workers_serve_pages_concurrently(tiny_checkpoint, tmp_path):
     port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT),
            "HEARSIGHT_HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "serve", "--model",
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--model",
                              str(tiny_checkpoint), "--port", str(port), "--procs", "2"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -92,24 +92,3 @@ def test_two_workers_serve_pages_concurrently(tiny_checkpoint, tmp_path):
         proc.wait(timeout=30)
         psutil.wait_procs(workers, timeout=30)
         proc.stdout.close()
-
-
-def test_serve_starts_over_in_a_fresh_process_after_training(monkeypatch, tmp_path):
-    # The default model was just trained here (JAX is running): forking that runtime would
-    # hang the workers, so the command re-executes itself; with JAX idle it serves directly.
-    import serve.commands as commands
-    from serve.cli import build_parser
-
-    calls = []
-    monkeypatch.setattr(commands, "ensure_default_model", lambda **kw: tmp_path)
-    monkeypatch.setattr(app, "restart_clean", lambda argv=None: calls.append("restart"))
-    monkeypatch.setattr(app, "serve", lambda model_dir, **kw: calls.append(("serve", kw["procs"])))
-    args = build_parser().parse_args(["serve", "--procs", "2"])
-    for started in (True, False):
-        monkeypatch.setattr(app, "_jax_started", lambda: started)
-        commands.cmd_serve(args)
-    assert calls == ["restart", ("serve", 2), ("serve", 2)]
-    calls.clear()
-    monkeypatch.setattr(app, "_jax_started", lambda: True)
-    commands.cmd_serve(build_parser().parse_args(["serve"]))  # one process: never restarts
-    assert calls == [("serve", 1)]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from serve.app import auth_kwargs, check_bind
-from serve.cli import build_parser
+from cli.main import build_parser
 from serve.config import Limits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def test_cli_serves_on_loopback_by_default(capsys):
 
 
 def test_cli_refuses_a_public_address_before_loading_anything(tmp_path, capsys):
-    from serve.cli import main
+    from cli.main import main
 
     assert main(["serve", "--model", str(tmp_path / "nothing"), "--address", "0.0.0.0"]) == 2
     err = capsys.readouterr().err
@@ -191,7 +191,7 @@ def test_basic_auth_guards_the_real_server(tiny_checkpoint, tmp_path):
     port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT),
            "HEARSIGHT_HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "serve", "--model",
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--model",
                              str(tiny_checkpoint), "--port", str(port), "--basic-auth",
                              "secretpw"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

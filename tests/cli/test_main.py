@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serve.cli import main
-from serve.commands import evaluate_probs
+from cli.evaluate import evaluate_probs
+from cli.main import main
 
 FSDD = Path(__file__).resolve().parents[3] / "shared" / "data" / "fsdd"
 

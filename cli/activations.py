@@ -1,0 +1,59 @@
+"""``hearsight activations``: forward a corpus split through a model and write every layer's
+activations to an activation store (:mod:`data.activations`)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from cli.inputs import layer_list, open_corpus_args, resolve_model
+
+
+def add_parser(sub) -> None:
+    a = sub.add_parser("activations", help="store every layer's activations of a corpus split")
+    a.add_argument("--model", default=None, help="checkpoint folder (default: the cached default)")
+    a.add_argument("--corpus", required=True, help="corpus spec, e.g. synth or fsdd:PATH")
+    a.add_argument("--split", default="test", choices=["train", "valid", "test", "all"])
+    a.add_argument("--level", default="utterance", choices=["utterance", "frame"])
+    a.add_argument("--layers", default="all", help="comma-separated layer names or 'all'")
+    a.add_argument("--out", required=True, help="store folder to create")
+    a.add_argument("--batch-size", type=int, default=64)
+    a.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    a.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+
+def run(args):
+    from tqdm import tqdm
+
+    from data.activations import compute_activation_batches, write_activation_store
+    from engine.predictor import Predictor
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    predictor = Predictor.load(resolve_model(args.model))
+    corpus = open_corpus_args(args.corpus)
+    unknown = sorted(set(corpus.labels) - set(predictor.labels))
+    if unknown:
+        raise ValueError(f"corpus labels {unknown} are unknown to the model "
+                         f"(it knows {predictor.labels})")
+    items = corpus.split(args.split)
+    if not items:
+        raise ValueError(f"corpus {args.corpus!r} has no items in split {args.split!r}")
+    available = tuple(getattr(predictor.forward, "layer_names", ()))
+    layers = layer_list(args.layers, available) if available else None
+    batches = compute_activation_batches(
+        items, lambda w: predictor.run(predictor.features(w)), params=predictor.params,
+        labels=predictor.labels, batch_size=args.batch_size, level=args.level, layers=layers)
+    bar = tqdm(batches, total=math.ceil(len(items) / args.batch_size), unit="batch",
+               desc=f"activations ({len(items)} clips)")
+    meta = {"model": str(predictor.directory), "arch": predictor.arch, "corpus": args.corpus,
+            "split": args.split, "labels": predictor.labels,
+            "features": predictor.params.to_dict()}
+    out = write_activation_store(args.out, bar, level=args.level, meta=meta,
+                                 overwrite=args.overwrite)
+    manifest = json.loads((out / "store.json").read_text())
+    if not args.json:
+        for layer in manifest["layers"]:
+            print(f"{layer['name']:>10s}: {layer['rows']} rows x {layer['dim']}")
+        print(f"wrote {out}")
+    return manifest

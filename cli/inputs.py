@@ -1,0 +1,77 @@
+"""Inputs the sub-commands share: the model folder (the cached default model, synthesised and
+trained on first use), the corpus of a spec, and a ``--layers`` list."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from data.dataset import cache_home
+
+DEFAULT_CORPUS = "synth"
+DEFAULT_ARCH = "soomro_cnn"  # trains to ~90 % on synth within the first-run budget
+
+
+def default_model_dir() -> Path:
+    """Where the first-run default model (ddevis_cnn on the synth corpus) is cached."""
+    return cache_home() / "models" / f"default-{DEFAULT_ARCH}-{DEFAULT_CORPUS}"
+
+
+def open_corpus_args(spec: str, args=None, *, progress: bool = True):
+    """The corpus of ``spec``, split as ``args.split_by`` / ``args.holdout_speaker`` ask."""
+    from data.corpora import open_corpus
+
+    kwargs = {}
+    if args is not None and getattr(args, "split_by", "default") != "default":
+        kwargs = {"split_by": args.split_by, "holdout_speaker": args.holdout_speaker}
+    return open_corpus(spec, progress=progress, **kwargs)
+
+
+def ensure_default_model(*, budget_s: float = 90.0, log=print) -> Path:
+    """The default model's folder, synthesising the corpus and training it on first use."""
+    import json
+
+    from models.checkpoint import CheckpointError, validate_metadata
+
+    out = default_model_dir()
+    if (out / "metadata.json").exists():
+        # Validate the metadata only: restoring the weights here and again in the server
+        # doubled the time of every later start. A damaged state still fails loudly there.
+        try:
+            validate_metadata(json.loads((out / "metadata.json").read_text()), out)
+            if any((out / "state").iterdir()):
+                return out
+            log("cached default model has no weights; retraining")
+        except (CheckpointError, ValueError, OSError) as exc:
+            log(f"cached default model unusable ({exc}); retraining")
+    from models.fit import FitConfig, fit
+
+    log("first run: synthesising the default corpus and training the default model "
+        f"(about {budget_s:.0f} s of training; cached in {out})")
+    t0 = time.perf_counter()
+    corpus = open_corpus_args(DEFAULT_CORPUS)
+    log(f"corpus ready in {time.perf_counter() - t0:.1f} s ({len(corpus.items)} clips)")
+    fit(corpus, out, FitConfig(arch=DEFAULT_ARCH, epochs=40, time_budget_s=budget_s), log=log)
+    return out
+
+
+def resolve_model(path: str | None) -> Path:
+    """``path``, or the default model's folder (made on first use) when it is not given."""
+    return Path(path) if path else ensure_default_model(log=err)
+
+
+def layer_list(spec: str, available) -> list[str] | None:
+    """``--layers``: ``"all"`` (None) or a comma list of names, each one of ``available``."""
+    if spec == "all":
+        return None
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown or not names:
+        raise ValueError(f"unknown layers {unknown}; available: {list(available)}")
+    return names
+
+
+def err(msg: str) -> None:
+    """One line of progress on stderr (stdout stays free for ``--json``)."""
+    print(msg, file=sys.stderr)

@@ -1,0 +1,69 @@
+"""``hearsight serve``: start the interactive server (training the default model on first use)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from cli.inputs import ensure_default_model
+
+
+def add_parser(sub) -> None:
+    s = sub.add_parser("serve", help="start the interactive server")
+    s.add_argument("--model", default=None, help="checkpoint folder (default: train/cached default)")
+    s.add_argument("--port", type=int, default=5006)
+    s.add_argument("--procs", type=int, default=1,
+                   help="worker processes sharing the port (each loads the model; at most "
+                        "the number of CPU cores is useful)")
+    s.add_argument("--address", default="127.0.0.1",
+                   help="bind address (default loopback; another needs --allow-websocket-origin)")
+    s.add_argument("--allow-websocket-origin", action="append", default=[])
+    s.add_argument("--basic-auth", default=None, help="password or a JSON file of user: password")
+    s.add_argument("--oauth-provider", default=None,
+                   help="Panel OAuth provider (github, google, azure, okta, generic, ...); "
+                        "client id/secret from HEARSIGHT_OAUTH_KEY / HEARSIGHT_OAUTH_SECRET")
+    s.add_argument("--oauth-redirect-uri", default=None, help="OAuth callback URL, if proxied")
+    s.add_argument("--show", action="store_true", help="open a browser tab")
+    s.add_argument("--separate", default=None,
+                   help="a second classifier (other seed) whose verdict the Maximise page shows")
+    s.add_argument("--prior", default=None, help="spectrogram_ae checkpoint: the decoder prior")
+    s.add_argument("--projection", default=None,
+                   help="a projection .parquet from 'hearsight project' for the Embeddings page")
+    s.add_argument("--default-budget", type=float, default=90.0,
+                   help="seconds of training for the first-run default model")
+
+
+def run(args):
+    from serve.app import serve
+
+    model_dir = Path(args.model) if args.model else ensure_default_model(
+        budget_s=args.default_budget)
+    procs = getattr(args, "procs", 1)
+    if procs > 1 and jax_started():  # it just trained the default model: start over without JAX
+        restart_clean()
+    return serve(model_dir, port=args.port, address=args.address,
+                 allow_websocket_origin=args.allow_websocket_origin,
+                 basic_auth=args.basic_auth, show=args.show, separate=args.separate,
+                 prior=args.prior, projection=args.projection,
+                 oauth_provider=getattr(args, "oauth_provider", None),
+                 oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None), procs=procs)
+
+
+def jax_started() -> bool:
+    """Whether this process already holds a JAX runtime (e.g. it just trained the model).
+
+    ``--procs N`` forks the server's workers, and a JAX runtime must not cross a fork (its
+    thread pools stay behind)."""
+    try:
+        from jax._src import xla_bridge
+    except ImportError:  # pragma: no cover - jax is a dependency
+        return False
+    check = getattr(xla_bridge, "backends_are_initialized", None)
+    return bool(check()) if check else bool(getattr(xla_bridge, "_backends", None))
+
+
+def restart_clean(argv=None) -> None:  # pragma: no cover - replaces the process
+    """Run this command again in a fresh process (same arguments), so no JAX runtime is forked."""
+    os.execv(sys.executable, [sys.executable, "-m", "cli.main",
+                              *(sys.argv[1:] if argv is None else argv)])
