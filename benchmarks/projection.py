@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from engine import metrics  # noqa: E402
-from engine.projection import aligned_empty, pivot_mds, project, random_pivots  # noqa: E402
+from engine.projection import (aligned_empty, pivot_mds, procrustes_distance, project,  # noqa: E402
+                               projection_quality, random_pivots, subsample)
 
 CHUNK = 65536
 
@@ -105,8 +105,8 @@ def scale_part(n: int, d: int, *, k: int, repeats: int) -> dict:
     nmed, ntimes, yn = timed(lambda: numpy_pivot_mds(x, idx=idx), repeats)
     pmed, ptimes, _ = timed(lambda: numpy_pivot_mds(x, idx=idx, plain=True), repeats)
     mm, _, ym = timed(lambda: pivot_mds(x, k=k, pivots="maxmin", key=key, chunk=CHUNK), 1)
-    sub = metrics.subsample(n, 2000, 0)
-    agree = metrics.procrustes_distance(np.asarray(yj)[sub], np.asarray(yn)[sub])
+    sub = subsample(n, 2000, 0)
+    agree = procrustes_distance(np.asarray(yj)[sub], np.asarray(yn)[sub])
     return {"n": n, "d": d, "k": k, "chunk": CHUNK, "jax_first_call_s": first,
             "jax_random_median_s": jmed, "jax_random_times_s": jtimes,
             "numpy_random_median_s": nmed, "numpy_random_times_s": ntimes,
@@ -153,7 +153,7 @@ def quality_part(n: int, d: int, *, repeats: int, peers: bool) -> list[dict]:
         med, _, y = timed(fn, reps)
         y = np.asarray(y, np.float64)
         t0 = time.perf_counter()
-        q = metrics.projection_quality(x, y, k=10, max_n=2000, seed=0)
+        q = projection_quality(x, y, k=10, max_n=2000, seed=0)
         rows.append({"method": name, "time_s": med, **q, "label_hit": label_hit(y, labels),
                      "metrics_s": time.perf_counter() - t0})
         print(f"  {name}: {med:.2f} s")

@@ -1,11 +1,13 @@
-"""Known-answer tests of engine.procrustes (similarity fit, mirroring test, layer chains)."""
+"""Known-answer tests of engine.projection.procrustes (similarity fit, mirroring test, layer
+chains, the Procrustes distance)."""
 
 import jax
 import numpy as np
 import pytest
 from scipy.spatial import procrustes
 
-from engine.procrustes import align_layers, interpolate_layouts, procrustes_align
+from engine.projection import (align_layers, interpolate_layouts, procrustes_align,
+                               procrustes_distance)
 
 align = jax.jit(procrustes_align, static_argnames="allow_reflection")
 MIRROR = np.diag([1.0, -1.0])
@@ -112,3 +114,40 @@ def test_shape_mismatches_raise(cloud):
         procrustes_align(cloud, cloud, allow_reflection="yes")
     with pytest.raises(ValueError, match="same"):
         align_layers([cloud, cloud[:10]])
+
+
+@pytest.fixture
+def pair():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 10))
+    y = x @ rng.standard_normal((10, 2)) + 0.3 * rng.standard_normal((120, 2))
+    return x, y
+
+
+def test_procrustes_distance_is_scipy_disparity(pair):
+    x, y = pair
+    x2 = x[:, :2]
+    assert procrustes_distance(x2, y) == pytest.approx(procrustes(x2, y)[2], rel=1e-10)
+
+
+def test_procrustes_distance_pads_the_layout_with_zero_columns(pair):
+    x, y = pair
+    ref = procrustes(x, np.c_[y, np.zeros((len(y), 8))])[2]
+    assert procrustes_distance(x, y) == pytest.approx(ref, rel=1e-10)
+    # Data on a plane of 10-D space vs a similarity copy of that plane: distance 0.
+    plane = np.c_[y, np.zeros((len(y), 8))]
+    copy = 0.5 * y @ np.array([[0.0, 1.0], [1.0, 0.0]]) + 3.0
+    assert procrustes_distance(plane, copy) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_alignment_residual_and_procrustes_distance_are_one_measure(cloud):
+    other = np.random.default_rng(4).standard_normal((50, 2)).astype(np.float32)
+    mirrored = (cloud @ MIRROR @ _rot(1.1) * 3.0 + 2.0).astype(np.float32)
+    for layout in (other, mirrored):
+        fit = align(layout, cloud, allow_reflection=True)
+        assert float(fit.residual) == pytest.approx(procrustes_distance(cloud, layout), rel=1e-4,
+                                                    abs=1e-6)
+    assert procrustes_distance(cloud, other) == pytest.approx(procrustes_distance(other, cloud),
+                                                              rel=1e-12)
+    with pytest.raises(ValueError, match="non-zero spread"):
+        procrustes_distance(cloud, np.ones_like(cloud))

@@ -7,7 +7,6 @@ the CPU backend a 64-byte aligned array (see :func:`aligned_empty`) reaches XLA 
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -23,14 +22,15 @@ def aligned_empty(shape: tuple[int, ...], dtype=np.float32, *, align: int = 64) 
     return buf[offset:offset + nbytes].view(dtype).reshape(shape)
 
 
-def _check_matrix(x, name: str = "x") -> tuple[int, int]:
+def check_matrix(x, name: str = "x") -> tuple[int, int]:
+    """``(n, d)`` of a point matrix; ``ValueError`` unless it is 2-D with ``n >= 2, d >= 1``."""
     shape = np.shape(x)
     if len(shape) != 2 or shape[0] < 2 or shape[1] < 1:
         raise ValueError(f"{name} must have shape (n, d) with n >= 2 and d >= 1, got {shape}")
     return int(shape[0]), int(shape[1])
 
 
-def _block(x, start: int, chunk: int) -> jax.Array:
+def row_block(x, start: int, chunk: int) -> jax.Array:
     """Rows ``start:start+chunk`` of ``x`` on the device (zero-copy for aligned host arrays).
 
     Only the last block is shorter, so each kernel compiles at most twice.
@@ -38,17 +38,8 @@ def _block(x, start: int, chunk: int) -> jax.Array:
     return jax.device_put(x[start:start + chunk])
 
 
-def _sign_fix(y: jax.Array) -> jax.Array:
-    """Make the largest-magnitude entry of every column positive (deterministic layouts)."""
-    idx = jnp.argmax(jnp.abs(y), axis=0)
-    signs = jnp.sign(y[idx, jnp.arange(y.shape[1])])
-    return y * jnp.where(signs == 0, 1.0, signs)
-
-
-def _centre(x, chunk: int) -> jax.Array:
+def block_centre(x, chunk: int) -> jax.Array:
     """Mean of the first ``chunk`` rows, accumulated in float64 without a float64 copy of the
     block (the copy cost 1.4 s of page faults for 65,536 x 1000)."""
     block = np.asarray(x[:chunk])
     return jax.device_put(block.mean(axis=0, dtype=np.float64).astype(np.float32))
-
-

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from engine.ae_projection import AEProjection, fit_ae_projection, project_ae
-from engine.metrics import procrustes_distance, trustworthiness
+from engine.projection import (AEProjection, fit_ae_projection, procrustes_distance, project_ae,
+                               trustworthiness)
 
 
 @pytest.fixture(scope="module")

@@ -281,7 +281,7 @@ def project_ae(x_train, x, *, key: jax.Array, dims: int = 2, chunk: int = 65536,
                **kw) -> jax.Array:
     """Fit :func:`fit_ae_projection` on ``x_train`` and map ``x`` ``(n, d)`` to ``(n, dims)``.
 
-    The hook for ``engine.projection.project(x, method="ae", ...)``; ``kw`` are the keyword
+    What :func:`engine.projection.layout_of` runs for ``method="ae"``; ``kw`` are the keyword
     arguments of :func:`fit_ae_projection` (``hidden``, ``epochs``, ``batch_size``, ``lr``, …).
     """
     if np.ndim(x) != 2 or np.ndim(x_train) != 2 or np.shape(x)[1] != np.shape(x_train)[1]:

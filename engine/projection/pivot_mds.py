@@ -1,17 +1,12 @@
-"""Layer projections at million-point scale: PivotMDS, classical MDS and PCA.
+"""PivotMDS: layouts of millions of points from their distances to a few pivots.
 
 The data ``x`` of shape ``(n, d)`` (one row per activation vector) may stay in host memory as a
-NumPy array; PivotMDS streams it through jit-compiled kernels one ``chunk`` of rows at a time, so
-device memory is O(n·k) for the pivot distances plus one ``(chunk, d)`` block. On the CPU backend
-a 64-byte aligned array (see :func:`aligned_empty`) is handed to XLA without a copy.
-
-UMAP and t-SNE (optional peers) live in :mod:`engine.projection_peers`; :func:`project`
-dispatches to all methods.
+NumPy array; the pivot distances are streamed through jit-compiled kernels one ``chunk`` of rows
+at a time, so device memory is O(n·k) for the pivot distances plus one ``(chunk, d)`` block.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
@@ -19,34 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from engine.principal_components import pca  # noqa: F401  (re-exported: project() dispatches to it)
-from engine.projection_blocks import (_block, _centre, _check_matrix, _sign_fix,  # noqa: F401
-                                      aligned_empty)
+from engine.projection.axes import sign_fix
+from engine.projection.distances import row_sqnorms, sqdist_block
+from engine.projection.streaming import aligned_empty, block_centre, check_matrix, row_block
 
 PivotChoice = Literal["maxmin", "random"]
-MAX_MDS_POINTS = 20000
-
-
-@jax.jit
-def _row_sqnorms(xb: jax.Array, centre: jax.Array) -> jax.Array:
-    """``||x_i - centre||²`` per row; an elementwise-then-reduce loop XLA fuses into one read."""
-    a = xb - centre
-    return jnp.sum(a * a, axis=1)
-
-
-@jax.jit
-def _sqdist_block(xb: jax.Array, aa: jax.Array, piv: jax.Array, centre: jax.Array) -> jax.Array:
-    """Squared distances ``(rows, k)`` of a block (row norms ``aa`` about ``centre``) to pivots.
-
-    ``||a||² + ||b||² − 2ab`` needs one matmul instead of a (rows, k, d) difference tensor.
-    Distances are taken about ``centre`` to shrink the norms and so the cancellation error, but
-    ``(x − c)·b`` is computed as ``x·b − c·b``: feeding the raw block to the matmul lets XLA
-    stream it, while a centred copy costs an extra write and read of the block (15x slower on
-    CPU). The clip removes the tiny negatives that rounding leaves.
-    """
-    b = (piv - centre).astype(jnp.float32)
-    cross = xb.astype(jnp.float32) @ b.T - centre @ b.T
-    return jnp.maximum(aa[:, None] + jnp.sum(b * b, axis=1)[None, :] - 2.0 * cross, 0.0)
 
 
 @jax.jit
@@ -54,7 +26,7 @@ def _maxmin_block(xb: jax.Array, aa: jax.Array, p: jax.Array, centre: jax.Array,
                   mind: jax.Array):
     """Squared distances of a block to one pivot, the updated running minimum, and the
     position and value of the block's farthest point."""
-    d2 = _sqdist_block(xb, aa, p[None, :], centre)[:, 0]
+    d2 = sqdist_block(xb, aa, p[None, :], centre)[:, 0]
     mind = jnp.minimum(mind, d2)
     return d2, mind, jnp.argmax(mind), jnp.max(mind)
 
@@ -87,10 +59,10 @@ def _random_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
     """
     n = x.shape[0]
     idx = random_pivots(key, n, k)
-    b = jax.device_put(np.asarray(x[idx], dtype=np.float32)) - _centre(x, chunk)
+    b = jax.device_put(np.asarray(x[idx], dtype=np.float32)) - block_centre(x, chunk)
     if isinstance(x, np.ndarray) and jax.default_backend() == "cpu":
         return jax.device_put(_cross_host(x, np.asarray(b), chunk))
-    return jnp.concatenate([_cross_block(_block(x, s, chunk), b) for s in range(0, n, chunk)],
+    return jnp.concatenate([_cross_block(row_block(x, s, chunk), b) for s in range(0, n, chunk)],
                            axis=0)
 
 
@@ -115,14 +87,14 @@ def _maxmin_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
     and the distance matrix cost the same k passes (plus one for the row norms).
     """
     starts = list(range(0, x.shape[0], chunk))
-    centre = _centre(x, chunk)
-    norms = [_row_sqnorms(_block(x, s, chunk), centre) for s in starts]
+    centre = block_centre(x, chunk)
+    norms = [row_sqnorms(row_block(x, s, chunk), centre) for s in starts]
     mins = [jnp.full_like(aa, jnp.inf) for aa in norms]
     nxt = int(jax.random.randint(key, (), 0, x.shape[0]))
     cols = []
     for _ in range(k):
         p = jax.device_put(np.asarray(x[nxt], dtype=np.float32))
-        out = [_maxmin_block(_block(x, s, chunk), aa, p, centre, m)
+        out = [_maxmin_block(row_block(x, s, chunk), aa, p, centre, m)
                for s, aa, m in zip(starts, norms, mins)]
         cols.append(jnp.concatenate([o[0] for o in out]))
         mins = [o[1] for o in out]
@@ -146,7 +118,7 @@ def _pivot_layout(d2: jax.Array, *, dims: int) -> jax.Array:
     # C v = U sigma; rescaling to U sqrt(sigma) makes k = n reproduce classical MDS exactly
     # (C is then the MDS Gram matrix, whose eigenvalues are the singular values).
     y = (c @ v) / jnp.sqrt(jnp.where(sigma > 0, sigma, 1.0))
-    return _sign_fix(y)
+    return sign_fix(y)
 
 
 def pivot_mds(x, *, k: int = 50, dims: int = 2, pivots: PivotChoice = "maxmin",
@@ -168,7 +140,7 @@ def pivot_mds(x, *, k: int = 50, dims: int = 2, pivots: PivotChoice = "maxmin",
       Brandes & Pich (2006), Eigensolver methods for progressive multidimensional scaling of
       large data. Graph Drawing, LNCS 4372.
     """
-    n, _ = _check_matrix(x)
+    n, _ = check_matrix(x)
     if not dims <= k <= n:
         raise ValueError(f"need dims <= k <= n, got dims={dims}, k={k}, n={n}")
     if pivots not in ("maxmin", "random"):
@@ -178,91 +150,3 @@ def pivot_mds(x, *, k: int = 50, dims: int = 2, pivots: PivotChoice = "maxmin",
     chunk = min(chunk, n)
     pick = _maxmin_pivot_d2 if pivots == "maxmin" else _random_pivot_d2
     return _pivot_layout(pick(x, k=k, key=key, chunk=chunk), dims=dims)
-
-
-def classical_mds(x: jax.Array, *, dims: int = 2) -> jax.Array:
-    """Classical (Torgerson) MDS from the full n x n squared-distance matrix; small n only.
-
-    Args:
-      x: ``(n, d)`` points, ``n <= 20000``.
-    Returns:
-      ``(n, dims)`` layout: top eigenvectors of ``B = -1/2 J D² J`` times sqrt(eigenvalue).
-
-    References:
-      Torgerson (1952), Multidimensional scaling: I. Theory and method. Psychometrika 17.
-    """
-    n, _ = _check_matrix(x)
-    if n > MAX_MDS_POINTS:
-        raise ValueError(f"classical_mds builds an n x n matrix; n={n} > {MAX_MDS_POINTS}. "
-                         "Use pivot_mds for large n.")
-    xd = x if isinstance(x, jax.Array) else jax.device_put(np.asarray(x, np.float32))
-    return _classical_mds(xd.astype(jnp.float32), dims=dims)
-
-
-@partial(jax.jit, static_argnames=("dims",))
-def _classical_mds(x: jax.Array, *, dims: int) -> jax.Array:
-    c = jnp.mean(x, axis=0)
-    d2 = _sqdist_block(x, _row_sqnorms(x, c), x, c)
-    b = -0.5 * (d2 - d2.mean(axis=0, keepdims=True) - d2.mean(axis=1, keepdims=True) + d2.mean())
-    evals, evecs = jnp.linalg.eigh(b)
-    order = jnp.argsort(evals)[::-1][:dims]
-    return _sign_fix(evecs[:, order] * jnp.sqrt(jnp.maximum(evals[order], 0.0)))
-
-
-Method = Literal["pivotmds", "pca", "mds", "umap", "tsne"]
-
-
-@dataclass(frozen=True)
-class ProjectionConfig:
-    """Static settings of one projection (hashable, so usable as a jit static argument).
-
-    Attributes:
-      method: ``"pivotmds"``, ``"pca"``, ``"mds"`` (classical), ``"umap"`` or ``"tsne"``.
-      dims: output dimensions.
-      k: PivotMDS pivots.
-      pivots: PivotMDS pivot choice, ``"maxmin"`` or ``"random"``.
-      chunk: rows per streamed block (PivotMDS, PCA).
-      n_neighbors: UMAP neighbourhood size.
-      perplexity: t-SNE perplexity.
-    """
-
-    method: Method = "pivotmds"
-    dims: int = 2
-    k: int = 50
-    pivots: PivotChoice = "maxmin"
-    chunk: int = 65536
-    n_neighbors: int = 15
-    perplexity: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.method not in ("pivotmds", "pca", "mds", "umap", "tsne"):
-            raise ValueError(f"unknown projection method {self.method!r}; choose one of "
-                             "'pivotmds', 'pca', 'mds', 'umap', 'tsne'")
-        if self.dims < 1:
-            raise ValueError(f"dims must be >= 1, got {self.dims}")
-
-
-def project(x, *, method: Method = "pivotmds", key: jax.Array | None = None,
-            **kw) -> jax.Array:
-    """Project ``(n, d)`` points to ``(n, dims)`` with the named method.
-
-    Keyword arguments are the fields of :class:`ProjectionConfig`. ``key`` is required by the
-    randomised methods (``pivotmds``, ``umap``, ``tsne``). UMAP and t-SNE need the optional
-    peers (``pip install hearsight[peers]``).
-    """
-    unknown = set(kw) - set(ProjectionConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown projection options {sorted(unknown)}")
-    cfg = ProjectionConfig(method=method, **kw)
-    if cfg.method == "pca":
-        return pca(x, dims=cfg.dims, chunk=cfg.chunk)
-    if cfg.method == "mds":
-        return classical_mds(x, dims=cfg.dims)
-    if key is None:
-        raise ValueError(f"method {cfg.method!r} is randomised: pass key=jax.random.key(seed)")
-    if cfg.method == "pivotmds":
-        return pivot_mds(x, k=cfg.k, dims=cfg.dims, pivots=cfg.pivots, key=key, chunk=cfg.chunk)
-    from engine import projection_peers
-
-    fn = projection_peers.umap_layout if cfg.method == "umap" else projection_peers.tsne_layout
-    return fn(x, cfg=cfg, key=key)

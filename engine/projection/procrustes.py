@@ -1,11 +1,12 @@
-"""Procrustes alignment of layouts (with a test for mirroring) and morphs between them.
+"""Procrustes analysis: alignment of layouts (with a test for mirroring), morphs between them,
+and the Procrustes distance of a layout from its data.
 
 Layer-wise projections are each defined only up to rotation, reflection, scale and translation;
 aligning every layer to the previous, already aligned one makes a layer slider morph smoothly
 instead of spinning or flipping (Deepling's "Procrustes analysis with additional test for
 mirroring").
 
-All functions are jit-compatible (``allow_reflection`` is static).
+The alignment functions are jit-compatible (``allow_reflection`` is static).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from engine.projection.pairs import paired
 
 Reflection = bool | Literal["auto"]
 
@@ -35,8 +38,8 @@ class ProcrustesResult:
       translation: ``(m,)`` offset added after rotating and scaling.
       reflected: scalar bool, whether the best fit mirrors the source.
       residual: ``||aligned - target||² / ||target - mean(target)||²`` in [0, 1], the
-        Procrustes distance (equals ``scipy.spatial.procrustes``'s disparity when reflections
-        are allowed).
+        Procrustes distance of the fit (equals ``scipy.spatial.procrustes``'s disparity and
+        :func:`procrustes_distance` when reflections are allowed).
     """
 
     aligned: jax.Array
@@ -53,8 +56,23 @@ def _check_pair(source, target) -> None:
         raise ValueError(f"source and target must have the same (n, m) shape with n >= 2, got {s} and {t}")
 
 
+def _relative_residual(a, b, rot, scale):
+    """Procrustes distance of the fit ``scale · a @ rot ≈ b`` of centred ``a (n, p)`` onto centred
+    ``b (n, q)``: ``||scale · a @ rot − b||² / ||b||²``, in [0, 1] for the least-squares scale.
+
+    The one implementation of the distance: :func:`procrustes_align` runs it on traced float32
+    jax arrays, :func:`procrustes_distance` on NumPy float64, so it uses array methods only.
+    Summing the squared errors (rather than ``1 − (Σσ)²`` from the singular values) keeps a
+    near-perfect fit at ~0 in float32 instead of at the rounding error of a difference of ones.
+    """
+    e = scale * (a @ rot) - b
+    bb = (b * b).sum()
+    return (e * e).sum() / (bb + (bb == 0))  # a target without spread is met exactly: 0 / 1
+
+
 def _fit(a: jax.Array, b: jax.Array, u: jax.Array, sv: jax.Array, vt: jax.Array, det: float):
-    """Best rotation of determinant ``det`` (+1 or −1) mapping centred ``a`` onto centred ``b``.
+    """Best rotation of determinant ``det`` (+1 or −1) mapping centred ``a`` onto centred ``b``,
+    its least-squares scale and the fit's :func:`_relative_residual`.
 
     Flipping the sign of the weakest singular direction is the cheapest way to change the
     determinant (Kabsch 1976; Umeyama 1991).
@@ -65,8 +83,7 @@ def _fit(a: jax.Array, b: jax.Array, u: jax.Array, sv: jax.Array, vt: jax.Array,
     rot = (u * flip) @ vt
     aa = jnp.sum(a * a)
     scale = jnp.sum(sv * flip) / jnp.where(aa > 0, aa, 1.0)
-    err = jnp.sum((scale * a @ rot - b) ** 2)
-    return rot, scale, err
+    return rot, scale, _relative_residual(a, b, rot, scale)
 
 
 def procrustes_align(source: jax.Array, target: jax.Array, *,
@@ -95,20 +112,19 @@ def procrustes_align(source: jax.Array, target: jax.Array, *,
     mu_s, mu_t = src.mean(axis=0), tgt.mean(axis=0)
     a, b = src - mu_s, tgt - mu_t
     u, sv, vt = jnp.linalg.svd(a.T @ b)
-    rot_p, scale_p, err_p = _fit(a, b, u, sv, vt, 1.0)
-    rot_m, scale_m, err_m = _fit(a, b, u, sv, vt, -1.0)
+    rot_p, scale_p, res_p = _fit(a, b, u, sv, vt, 1.0)
+    rot_m, scale_m, res_m = _fit(a, b, u, sv, vt, -1.0)
     if allow_reflection is False:
         use_mirror = jnp.array(False)
     elif allow_reflection is True:
         use_mirror = jnp.linalg.det(u @ vt) < 0
     else:
-        use_mirror = err_m < err_p
+        use_mirror = res_m < res_p
     rot = jnp.where(use_mirror, rot_m, rot_p)
     scale = jnp.where(use_mirror, scale_m, scale_p)
     translation = mu_t - scale * mu_s @ rot
     aligned = scale * src @ rot + translation
-    bb = jnp.sum(b * b)
-    residual = jnp.sum((aligned - tgt) ** 2) / jnp.where(bb > 0, bb, 1.0)
+    residual = jnp.where(use_mirror, res_m, res_p)
     return ProcrustesResult(aligned, rot, scale, translation, jnp.linalg.det(rot) < 0, residual)
 
 
@@ -173,3 +189,27 @@ def interpolate_layouts(a: jax.Array, b: jax.Array, t) -> jax.Array:
     if not 0.0 <= concrete <= 1.0:
         raise ValueError(f"t must lie in [0, 1], got {t}")
     return (1.0 - t) * jnp.asarray(a) + t * jnp.asarray(b)
+
+
+def procrustes_distance(x, y) -> float:
+    """Procrustes distance (PD) between data ``x (n, D)`` and its layout ``y (n, d)``; lower is better.
+
+    The narrower of the two, centred, is rotated (any orthogonal map, reflections included) and
+    scaled onto the wider, centred, as if padded with zero columns (a 2-D layout becomes a plane
+    in D-space); PD is the relative squared residual of that fit (:func:`_relative_residual`),
+    ``1 − (Σσ)² / (||x||² ||y||²)`` with σ the singular values of ``xᵀy``, symmetric in x and y.
+    For 2-D vs 2-D this is ``scipy.spatial.procrustes``'s disparity and the ``residual`` of
+    :func:`procrustes_align` with reflections allowed; a random layout scores ≈ 1. NumPy
+    float64 host code: the thin SVD of the ``(d, D)`` product, never a ``D x D`` matrix.
+
+    References:
+      Kendall (1989), A survey of the statistical theory of shape. Statist. Sci. 4(2);
+      used for embeddings by McInnes et al. (2018) and by the seed autoencoder-projection paper.
+    """
+    x, y = paired(x, y)
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    if np.linalg.norm(x) == 0 or np.linalg.norm(y) == 0:
+        raise ValueError("procrustes_distance needs x and y with non-zero spread")
+    a, b = (y, x) if y.shape[1] <= x.shape[1] else (x, y)
+    u, sv, vt = np.linalg.svd(a.T @ b, full_matrices=False)
+    return float(_relative_residual(a, b, u @ vt, sv.sum() / np.sum(a * a)))

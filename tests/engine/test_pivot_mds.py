@@ -1,15 +1,12 @@
-"""Known-answer tests of engine.projection (PivotMDS, classical MDS, PCA, dispatcher)."""
-
-import sys
-from functools import partial
+"""Known-answer tests of engine.projection.pivot_mds (PivotMDS, its pivots and streaming)."""
 
 import jax
 import numpy as np
 import pytest
 from scipy.spatial import procrustes
 
-from engine import projection
-from engine.projection import aligned_empty, classical_mds, pca, pivot_mds, project
+from engine.projection import aligned_empty, classical_mds, pivot_mds
+from engine.projection.pivot_mds import _cross_host, random_pivots
 
 KEY = jax.random.key(0)
 
@@ -46,23 +43,23 @@ def test_host_and_device_random_pivot_paths_agree():
     device = np.asarray(pivot_mds(jax.device_put(x), k=15, pivots="random", key=KEY, chunk=256))
     np.testing.assert_allclose(host, device, atol=1e-4 * np.abs(device).max())
     b = x[:15] - x[:256].mean(axis=0)
-    np.testing.assert_allclose(projection._cross_host(x, b, 100), -2.0 * x @ b.T,
+    np.testing.assert_allclose(_cross_host(x, b, 100), -2.0 * x @ b.T,
                                rtol=1e-5, atol=1e-4)
 
 
 def test_random_pivots_are_a_uniform_subset():
-    idx = projection.random_pivots(KEY, 1000, 50)
+    idx = random_pivots(KEY, 1000, 50)
     assert idx.shape == (50,) and len(set(idx.tolist())) == 50
     assert np.all(np.diff(idx) > 0) and idx.min() >= 0 and idx.max() < 1000
-    np.testing.assert_array_equal(idx, projection.random_pivots(KEY, 1000, 50))
+    np.testing.assert_array_equal(idx, random_pivots(KEY, 1000, 50))
     # Uniform: over many keys every index of 0..9 is drawn 3/10 of the time (chi-square).
     counts = np.zeros(10)
     for i in range(2000):
-        counts[projection.random_pivots(jax.random.key(i), 10, 3)] += 1
+        counts[random_pivots(jax.random.key(i), 10, 3)] += 1
     expected = 2000 * 3 / 10
     assert np.sum((counts - expected) ** 2 / expected) < 27.9  # chi2(9) 0.999 quantile
     with pytest.raises(ValueError, match="k <= n"):
-        projection.random_pivots(KEY, 5, 6)
+        random_pivots(KEY, 5, 6)
 
 
 def test_random_pivots_layout_ignores_a_large_offset():
@@ -71,12 +68,6 @@ def test_random_pivots_layout_ignores_a_large_offset():
     base = np.asarray(pivot_mds(x, k=20, pivots="random", key=KEY))
     shifted = np.asarray(pivot_mds(x + np.float32(50.0), k=20, pivots="random", key=KEY))
     np.testing.assert_allclose(shifted, base, atol=2e-3 * np.abs(base).max())
-
-
-def test_classical_mds_of_points_in_plane_recovers_them():
-    x, z = _plane(np.random.default_rng(1), 80, 10)
-    y = jax.jit(classical_mds, static_argnames="dims")(x, dims=2)
-    assert procrustes(z, np.asarray(y))[2] < 1e-8
 
 
 def test_pivot_mds_recovers_plane_in_50d():
@@ -108,48 +99,6 @@ def test_large_n_streams_without_n_by_n_matrix():
     assert _affine_residual(z[:5000], y[:5000]) < 1e-6
 
 
-def test_largest_entry_of_each_axis_is_positive():
-    x = np.random.default_rng(5).standard_normal((50, 4)).astype(np.float32)
-    for y in (pivot_mds(x, k=10, key=KEY), pca(x), classical_mds(x)):
-        y = np.asarray(y)
-        assert np.all(y[np.argmax(np.abs(y), axis=0), [0, 1]] > 0)
-
-
-def test_pca_matches_svd_and_streamed_covariance():
-    x = np.random.default_rng(6).standard_normal((300, 7)).astype(np.float32) * np.arange(1, 8)
-    small = np.asarray(jax.jit(partial(pca, dims=2))(x))
-    streamed = np.asarray(pca(x, dims=2, chunk=64))
-    np.testing.assert_allclose(streamed, small, rtol=1e-3, atol=1e-3)
-    # Independent reference: scores on the top eigenvectors of numpy's covariance.
-    xc = x - x.mean(axis=0)
-    _, vecs = np.linalg.eigh(np.cov(xc.T))
-    ref = xc @ vecs[:, ::-1][:, :2]
-    np.testing.assert_allclose(np.abs(small), np.abs(ref), rtol=1e-3, atol=1e-3)
-    # PCA of Euclidean data equals classical MDS.
-    np.testing.assert_allclose(small, classical_mds(x), rtol=1e-3, atol=1e-3)
-
-
-def test_project_dispatches_and_validates():
-    x = np.random.default_rng(7).standard_normal((40, 3)).astype(np.float32)
-    np.testing.assert_allclose(project(x, method="pca"), pca(x), atol=1e-6)
-    np.testing.assert_allclose(project(x, method="pivotmds", key=KEY, k=8),
-                               pivot_mds(x, k=8, key=KEY), atol=1e-6)
-    with pytest.raises(ValueError, match="unknown projection method"):
-        project(x, method="isomap", key=KEY)
-    with pytest.raises(ValueError, match="unknown projection options"):
-        project(x, method="pca", bogus=1)
-    with pytest.raises(ValueError, match="key"):
-        project(x, method="pivotmds")
-
-
-@pytest.mark.parametrize(("method", "module"), [("umap", "umap"), ("tsne", "openTSNE")])
-def test_missing_peer_names_the_extra(monkeypatch, method, module):
-    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
-    x = np.zeros((10, 3), np.float32)
-    with pytest.raises(ImportError, match=r"pip install hearsight\[peers\]"):
-        project(x, method=method, key=KEY)
-
-
 def test_boundaries_raise_clear_errors():
     x = np.zeros((30, 3), np.float32)
     with pytest.raises(ValueError, match="k <= n"):
@@ -158,5 +107,3 @@ def test_boundaries_raise_clear_errors():
         pivot_mds(x, k=5, pivots="kmeans", key=KEY)
     with pytest.raises(ValueError, match=r"\(n, d\)"):
         pivot_mds(np.zeros(30), key=KEY)
-    with pytest.raises(ValueError, match="pivot_mds"):
-        classical_mds(np.zeros((projection.MAX_MDS_POINTS + 1, 1), np.float32))
