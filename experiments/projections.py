@@ -122,13 +122,11 @@ def layout(method: str, x: np.ndarray, x_train: np.ndarray | None, *, key, args)
     """2-D layout ``(n, 2)`` of test activations ``x`` and extra facts (AE fit time, epochs)."""
     import jax
 
-    from engine.projection import project
+    from engine.projection import fit_ae_projection, project
 
     if method == "random":
         return np.asarray(jax.random.normal(key, (len(x), 2))), {}
     if method == "ae":
-        from engine.ae_projection import fit_ae_projection
-
         t0 = time.perf_counter()
         ae = fit_ae_projection(x_train, key=key, epochs=args.ae_epochs, lr=args.ae_lr,
                                batch_size=args.ae_batch_size)
@@ -145,7 +143,7 @@ def evaluate_layer(x: np.ndarray, x_train, methods, *, key, args, bar=None) -> d
     """Per method: layout, quality metrics and seconds for one layer's activations."""
     import jax
 
-    from engine.metrics import projection_quality
+    from engine.projection import projection_quality
 
     out = {}
     for method in methods:

@@ -7,12 +7,10 @@ layers aligned by Procrustes analysis with the mirroring test, and the quality m
 layer computed on a subsample. A precomputed ``hearsight project`` Parquet
 (``shared.projection_path``) is served as it is, for million-point clouds.
 
-The cloud is one RGBA image rendered server-side by :func:`viz.embeddings.morph_frame`
-(interpolate → aggregate → shade, 800×800); the :class:`~viz.embeddings.MorphCloud` is built
-once per (method, colour), so a slider move costs one frame. Box and lasso selections arrive
-as geometry (``SelectionGeometry``) and are mapped to *all* points at the current position.
-
-The cloud's drawing and selection live in :mod:`serve.pages.embeddings_cloud` (a mixin).
+The page owns the controls and the Compute job; the cloud, its legend, caption and selection
+are a :class:`~serve.pages.embeddings_cloud.CloudView`, the store and layouts come from
+:mod:`serve.pages.embeddings_layouts`, the selected utterances are listed by an
+:class:`~serve.pages.utterance_list.UtteranceList`.
 
 References:
   Deepling (animated transitions between Procrustes-aligned PivotMDS layer layouts);
@@ -21,21 +19,22 @@ References:
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import panel as pn
-from bokeh.events import RangesUpdate, Reset, SelectionGeometry
 
 from serve.jobs import JobError, session_runner
-from serve.pages import embeddings_data as ED
-from serve.pages import embeddings_parts as EP
-from serve.pages.embeddings_cloud import SIZE, STEP, TABLE_ROWS, CloudView
+from serve.pages import embeddings_layouts as EL
+from serve.pages.embeddings_cloud import COLOURS, SIZE, CloudView
+from serve.pages.utterance_list import UtteranceList
+
+STEP = 0.05  # slider / player step between layers
+TABLE_ROWS = 2000  # selected rows listed (and ringed in the cloud) at most
 
 
-class EmbeddingsPage(CloudView):
+class EmbeddingsPage:
     """The Embeddings tab of one session.
 
     Args:
@@ -53,24 +52,22 @@ class EmbeddingsPage(CloudView):
         self.projection_path = getattr(self.shared, "projection_path", None)
         self.runner = session_runner(session)
         self.store = self.job = None
-        self.layouts: dict[str, ED.Layouts] = {}  # method -> aligned layouts
-        self._clouds: dict = {}  # (method, colour) -> (MorphCloud, colour key)
-        self._buffers: dict = {}
-        self.selected = np.zeros(0, np.int64)
-        self._view = None  # (x_range, y_range) after zooming, None = the cloud's own
-        self._render_lock = threading.Lock()
-        self._pending: dict = {}  # newest value per Bokeh model, see _publish
+        self.layouts: dict[str, EL.Layouts] = {}  # method -> aligned layouts
         self._build_controls()
-        self._build_figure()
-        self._build_lists()
+        self.list = UtteranceList(session, self._items, max_rows=TABLE_ROWS)
+        self.cloud_view = CloudView(self.runner, labels=session.predictor.labels,
+                                    position=lambda: self.slider.value,
+                                    on_select=self.list.show, max_marked=TABLE_ROWS)
+        self.metrics = pn.pane.DataFrame(None, index=False, css_classes=["hs-emb-metrics"],
+                                         sizing_mode="stretch_width")
 
     # -- widgets -----------------------------------------------------------------------
     def _build_controls(self) -> None:
         w = pn.widgets
-        options = ED.available_methods(projection_path=self.projection_path)
+        options = EL.available_methods(projection_path=self.projection_path)
         self.method = w.Select(name="Projection", options=options,
                                value=next(iter(options.values())), css_classes=["hs-emb-method"])
-        self.colour = w.Select(name="Colour by", options=list(EP.COLOURS), value="label",
+        self.colour = w.Select(name="Colour by", options=list(COLOURS), value="label",
                                css_classes=["hs-emb-colour"])
         self.compute_button = w.Button(name="Compute", button_type="primary",
                                        css_classes=["hs-emb-compute"])
@@ -82,32 +79,11 @@ class EmbeddingsPage(CloudView):
         self.progress = md("Press **Compute** to project the corpus"
                            " (UMAP and t-SNE are much slower than PivotMDS and PCA).",
                            css_classes=["hs-emb-progress"])
-        self.position_md = md("", css_classes=["hs-emb-position"])
-        self.legend = pn.pane.HTML("", css_classes=["hs-emb-legend"])
         self.compute_button.on_click(lambda _: self.compute())
         self.method.param.watch(self._on_method, "value")
         self.colour.param.watch(lambda _: self.show(), "value")
-        self.slider.param.watch(lambda _: self.render(), "value")
+        self.slider.param.watch(lambda _: self.cloud_view.render(), "value")
         self.player.param.watch(self._on_player, "value")
-
-    def _build_figure(self) -> None:
-        fig, sources = EP.cloud_figure(size=SIZE)
-        self.image_source, self.anchor_source = sources["image"], sources["anchors"]
-        self.sel_source = sources["selected"]
-        fig.on_event(SelectionGeometry, self._on_geometry)
-        fig.on_event(RangesUpdate, self._on_ranges)
-        fig.on_event(Reset, self._on_reset)
-        fig.css_classes = ["hs-emb-cloud"]  # the pane's classes do not reach a Bokeh figure
-        self.figure = fig
-        self.cloud_pane = pn.pane.Bokeh(fig, css_classes=["hs-emb-cloud"])
-
-    def _build_lists(self) -> None:
-        self.list = EP.UtteranceList(self.session, self._items, max_rows=TABLE_ROWS)
-        self.table, self.audio, self.open_button = self.list.table, self.list.audio, \
-            self.list.open_button
-        self.play, self.open_in_inspect = self.list.play, self.list.open_in_inspect
-        self.metrics = pn.pane.DataFrame(None, index=False, css_classes=["hs-emb-metrics"],
-                                         sizing_mode="stretch_width")
 
     def _items(self) -> list:
         return self.items if self.items is not None else list(self.shared.corpus_items())
@@ -129,14 +105,14 @@ class EmbeddingsPage(CloudView):
         return self.job
 
     def _steps(self, job, method: str):
-        if method == ED.FILE_METHOD:
+        if method == EL.FILE_METHOD:
             yield self._say(f"reading {Path(self.projection_path).name} …")
-            self.layouts[method] = ED.load_projection(self.projection_path)
+            self.layouts[method] = EL.load_projection(self.projection_path)
             return
         if self.store is None:
             yield self._say("forwarding the corpus …")
             self.store = self._ensure_store(job)
-        steps = ED.layout_steps(self.store, method=method, seed=self.seed)
+        steps = EL.layout_steps(self.store, method=method, seed=self.seed)
         while True:
             try:
                 line = next(steps)
@@ -153,7 +129,7 @@ class EmbeddingsPage(CloudView):
                 raise RuntimeError(f"stopped after batch {done} of {total} (stop or time limit;"
                                    " raise HEARSIGHT_JOB_SECONDS for a large corpus)")
             self._say(f"activations: batch {done} / {total} ({len(items)} clips)")
-        store, computed = ED.ensure_store(self.session.predictor, items,
+        store, computed = EL.ensure_store(self.session.predictor, items,
                                           model_dir=self.shared.model_dir, level=self.level,
                                           progress=progress)
         self._say(("computed" if computed else "reused cached") + f" activations of {len(items)}"
@@ -175,11 +151,30 @@ class EmbeddingsPage(CloudView):
         """Join the running computation (tests, scripts)."""
         return self.job is None or self.job.join(timeout)
 
-    # -- controls and layout (drawing and selection: CloudView) -----------------------
+    # -- showing -----------------------------------------------------------------------
+    def show(self) -> None:
+        """Point the cloud, slider, player, metrics and progress at the current layouts."""
+        lay = self.layouts.get(self.method.value)
+        if lay is None:
+            return
+        self.cloud_view.show(lay, name=self.method.value, colour=self.colour.value)
+        last = len(lay.layers) - 1
+        self.slider.value = min(self.slider.value, float(last))
+        self.slider.end = float(max(last, 1))
+        self.player.end = max(int(round(last / STEP)), 1)
+        self.slider.disabled = self.player.disabled = last == 0
+        self.slider.format = layer_formatter(lay.layers)
+        self.metrics.object = EL.quality_frame(lay)
+        self.progress.object = (f"{lay.n:,} points · {len(lay.layers)} layers · "
+                                f"{self.method.value}")
+
     def _on_method(self, event) -> None:
         if event.new in self.layouts:
             self.show()
-        elif self.store is not None or event.new == ED.FILE_METHOD:
+            return
+        # Nothing to draw until the method's layouts are computed (the image stays).
+        self.cloud_view.show(None, name=event.new, colour=self.colour.value)
+        if self.store is not None or event.new == EL.FILE_METHOD:
             self.compute()
         else:
             self.progress.object = "Press **Compute** to project the corpus with this method."
@@ -190,10 +185,21 @@ class EmbeddingsPage(CloudView):
 
     def view(self):
         md = pn.pane.Markdown
+        cloud = self.cloud_view
         left = pn.Column(pn.Row(self.method, self.colour, self.compute_button), self.progress,
-                         pn.Row(self.slider, self.player), self.position_md, self.cloud_pane,
-                         self.legend, width=SIZE + 20)
+                         pn.Row(self.slider, self.player), cloud.caption, cloud.pane,
+                         cloud.legend, width=SIZE + 20)
         right = pn.Column(md("#### Projection quality per layer"), self.metrics,
                           md("#### Selected utterances"), self.list.view(), width=480)
         # Beside the cloud on a wide screen, below it otherwise (a Row squeezed it to a sliver).
         return pn.FlexBox(left, right, sizing_mode="stretch_width")
+
+
+def layer_formatter(layers: Sequence[str]):
+    """A slider formatter showing the layer name at whole positions and ``a → b 40%`` between."""
+    from bokeh.models import CustomJSTickFormatter
+
+    code = ("const i = Math.min(Math.floor(tick + 1e-6), names.length - 1); const t = tick - i;"
+            " return t < 1e-6 ? names[i] : names[i] + ' → ' + names[i + 1] + ' ' +"
+            " Math.round(t * 100) + '%';")
+    return CustomJSTickFormatter(args={"names": list(layers)}, code=code)

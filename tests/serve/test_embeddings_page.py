@@ -23,10 +23,10 @@ from sklearn.decomposition import PCA
 
 from data.corpora import Item
 from data.features import FeatureParams
-from engine.procrustes import align_layers
+from engine.projection import align_layers
 from serve.config import Limits
-from serve.pages import embeddings_data as ED
-from serve.pages import embeddings_parts as EP
+from serve.pages import cloud_geometry as CG
+from serve.pages import embeddings_layouts as EL
 from serve.pages.embeddings import EmbeddingsPage
 from serve.session import Session
 
@@ -133,41 +133,41 @@ def test_slider_at_integer_k_shows_layer_k_aligned_layout(page):
     ref = _reference_pca_chain(page.store)
     lay = page.layouts["pca"]
     signs = np.sign(np.sum(lay.xy[0] * ref[0], axis=0))  # sklearn's sign convention of layer 0
-    cloud, _ = page.cloud()
+    cloud, _ = page.cloud_view.cloud()
     for k in range(3):
         page.slider.value = float(k)
-        x, y = page.points_at()
+        x, y = page.cloud_view.points_at()
         np.testing.assert_allclose(np.stack([x, y], 1), ref[k] * signs, atol=2e-3)
         np.testing.assert_array_equal(cloud.layouts_x[k], x)
-        assert "**" + lay.layers[k] + "**" in page.position_md.object
+        assert "**" + lay.layers[k] + "**" in page.cloud_view.caption.object
     page.slider.value = 0.5
-    x, _ = page.points_at()
+    x, _ = page.cloud_view.points_at()
     np.testing.assert_allclose(x, (lay.xy[0, :, 0] + lay.xy[1, :, 0]) / 2, atol=1e-6)
-    assert "Between **dense1**" in page.position_md.object and "50%" in page.position_md.object
+    assert "Between **dense1**" in page.cloud_view.caption.object and "50%" in page.cloud_view.caption.object
 
 
 def test_player_drives_the_slider_and_the_image_changes(page):
     page.slider.value = 0.0
-    first = page.render().copy()
+    first = page.cloud_view.render().copy()
     assert first.shape == (800, 800) and np.count_nonzero(first >> 24) > 0  # some opaque pixels
     page.player.value = 30  # 30 steps of 0.05 = layer position 1.5
     assert page.slider.value == pytest.approx(1.5)
-    assert not np.array_equal(page.image_source.data["image"][0], first)
+    assert not np.array_equal(page.cloud_view.image_source.data["image"][0], first)
 
 
 def test_colour_switch_changes_the_categories(page):
     page.colour.value = "speaker"
-    cloud, key = page.cloud()
+    cloud, key = page.cloud_view.cloud()
     assert cloud.categories == ("ann", "bob", "unknown") and list(key) == list(cloud.categories)
     assert np.array_equal(cloud.codes, np.arange(N) % 3)
-    assert "unknown" in page.legend.object
+    assert "unknown" in page.cloud_view.legend.object
     page.colour.value = "correctness"
-    cloud, key = page.cloud()
+    cloud, key = page.cloud_view.cloud()
     meta = page.layouts["pca"].meta
     assert cloud.categories == ("correct", "wrong")
     np.testing.assert_array_equal(cloud.codes, np.where(meta["correct"], 0, 1))
     page.colour.value = "label"
-    assert page.cloud()[0].categories[:3] == tuple(LABELS)  # the model's label order
+    assert page.cloud_view.cloud()[0].categories[:3] == tuple(LABELS)  # the model's label order
 
 
 def test_box_and_lasso_select_exactly_the_points_inside(items, shared):
@@ -177,22 +177,22 @@ def test_box_and_lasso_select_exactly_the_points_inside(items, shared):
     meta = pd.DataFrame({"item_id": [it.id for it in items], "label": [it.label for it in items],
                          "speaker": [it.speaker for it in items], "prediction": "yes",
                          "correct": [it.label == "yes" for it in items]})
-    page.layouts["pca"] = ED.Layouts(("a", "b"), xy, (False, True), meta)
+    page.layouts["pca"] = EL.Layouts(("a", "b"), xy, (False, True), meta)
     page.method.value = "pca"
     page.show()
-    assert "mirrored" not in page.position_md.object
+    assert "mirrored" not in page.cloud_view.caption.object
     page.slider.value = 0.5  # every point at y = 5, x = its index
-    idx = page.select_geometry({"type": "rect", "x0": 2.5, "x1": 5.0, "y0": 4.0, "y1": 6.0})
+    idx = page.cloud_view.select_geometry({"type": "rect", "x0": 2.5, "x1": 5.0, "y0": 4.0, "y1": 6.0})
     assert idx.tolist() == [3, 4, 5]
-    assert list(page.table.value["item_id"]) == ["toy/clip3", "toy/clip4", "toy/clip5"]
-    assert page.sel_source.data["y"] == [5.0, 5.0, 5.0]
-    assert page.select_geometry({"type": "rect", "x0": 2.5, "x1": 5.0, "y0": 6.0,
+    assert list(page.list.table.value["item_id"]) == ["toy/clip3", "toy/clip4", "toy/clip5"]
+    assert page.cloud_view.sel_source.data["y"] == [5.0, 5.0, 5.0]
+    assert page.cloud_view.select_geometry({"type": "rect", "x0": 2.5, "x1": 5.0, "y0": 6.0,
                                  "y1": 9.0}).size == 0
-    page._on_geometry(SelectionGeometry(page.figure, final=True, geometry={
+    page.cloud_view._on_geometry(SelectionGeometry(page.cloud_view.figure, final=True, geometry={
         "type": "poly", "x": [0.5, 8.5, 0.5], "y": [4.0, 4.0, 8.0]}))  # x < 0.5 + 8(1 - (5-4)/4)
-    assert page.selected.tolist() == [1, 2, 3, 4, 5, 6]
+    assert page.cloud_view.selected.tolist() == [1, 2, 3, 4, 5, 6]
     page.slider.value = 1.0
-    assert "mirrored to align" in page.position_md.object
+    assert "mirrored to align" in page.cloud_view.caption.object
 
 
 def test_row_click_plays_and_open_in_inspect_loads_the_file(items, shared):
@@ -201,21 +201,21 @@ def test_row_click_plays_and_open_in_inspect_loads_the_file(items, shared):
     xy[0, :, 0] = np.arange(N)
     meta = pd.DataFrame({"item_id": [it.id for it in items], "label": "yes", "speaker": "",
                          "prediction": "yes", "correct": True})
-    page.layouts["pca"] = ED.Layouts(("only",), xy, (False,), meta)
+    page.layouts["pca"] = EL.Layouts(("only",), xy, (False,), meta)
     page.method.value = "pca"
     page.show()
     assert page.slider.disabled and page.player.disabled  # one layer: nothing to morph
-    page.set_selection([7, 2])
+    page.cloud_view.set_selection([7, 2])
     calls = []
     original = page.session.load_bytes
     page.session.load_bytes = lambda data, name, **kw: calls.append((data, name, kw)) or \
         original(data, name, **kw)
-    page.table.selection = [0]
+    page.list.table.selection = [0]
     expected = Path(items[7].path).read_bytes()
-    assert page.audio.object == expected and page.audio.visible and not page.open_button.disabled
+    assert page.list.audio.object == expected and page.list.audio.visible and not page.list.open_button.disabled
     shown = []
     page.session.tab_switcher = shown.append
-    assert page.open_in_inspect()
+    assert page.list.open_in_inspect()
     assert calls == [(expected, "toy/clip7", {"source": "corpus"})]
     assert shown == ["Inspect"] and page.session.active_tab == "Inspect"
     assert page.session.clip.name == "clip7" and page.session.clip.source == "corpus"
@@ -235,18 +235,18 @@ def test_a_second_page_reuses_the_store(page, shared, items):
 
 
 def test_a_precomputed_projection_file_is_served_without_forwarding(page, tmp_path, items):
-    from serve.analysis_cli import cmd_project
+    from cli import project
 
     out = tmp_path / "proj.parquet"
-    cmd_project(argparse.Namespace(activations=str(page.store.path), method="pca", layers="all",
+    project.run(argparse.Namespace(activations=str(page.store.path), method="pca", layers="all",
                                    out=str(out), pivots=50, seed=0, quality_n=0, json=True))
     shared = FakeShared(items, projection_path=str(out))
     other = EmbeddingsPage(Session(shared))
-    assert other.method.value == ED.FILE_METHOD
+    assert other.method.value == EL.FILE_METHOD
     other.compute()
     assert other.wait(60) and other.job.status == "done", other.job.error
     assert shared.predictor.calls == 0
-    lay = other.layouts[ED.FILE_METHOD]
+    lay = other.layouts[EL.FILE_METHOD]
     assert lay.layers == page.store.layers
     np.testing.assert_allclose(lay.xy, page.layouts["pca"].xy, atol=1e-5)
     assert lay.quality == {} and list(other.metrics.object["layer"]) == list(lay.layers)
@@ -258,21 +258,21 @@ def test_store_writing_aborts_cleanly_and_store_key_tracks_items(items, tmp_path
     def stop(done, total):
         raise RuntimeError("stopped")
     with pytest.raises(RuntimeError):
-        ED.ensure_store(pred, items[:4], model_dir="/m", progress=stop)
-    assert not ED.store_path("/m", items[:4], "utterance").exists()
-    assert ED.store_key("/m", items[:4], "utterance") != ED.store_key("/m", items[:5], "utterance")
-    assert ED.store_key("/m", items, "utterance") != ED.store_key("/n", items, "utterance")
+        EL.ensure_store(pred, items[:4], model_dir="/m", progress=stop)
+    assert not EL.store_path("/m", items[:4], "utterance").exists()
+    assert EL.store_key("/m", items[:4], "utterance") != EL.store_key("/m", items[:5], "utterance")
+    assert EL.store_key("/m", items, "utterance") != EL.store_key("/n", items, "utterance")
     with pytest.raises(ValueError, match="no corpus items"):
-        ED.ensure_store(pred, [], model_dir="/m")
+        EL.ensure_store(pred, [], model_dir="/m")
 
 
 def test_polygon_and_box_helpers_on_a_grid():
     gx, gy = np.meshgrid(np.arange(5.0), np.arange(5.0))
     x, y = gx.ravel(), gy.ravel()
-    assert EP.points_in_box(x, y, 3.0, 1.0, 0.5, 1.5).tolist() == [6, 7, 8]  # row y=1, x 1..3
-    square = EP.points_in_polygon(x, y, [0.5, 2.5, 2.5, 0.5], [0.5, 0.5, 2.5, 2.5])
+    assert CG.points_in_box(x, y, 3.0, 1.0, 0.5, 1.5).tolist() == [6, 7, 8]  # row y=1, x 1..3
+    square = CG.points_in_polygon(x, y, [0.5, 2.5, 2.5, 0.5], [0.5, 0.5, 2.5, 2.5])
     assert square.tolist() == [6, 7, 11, 12]
-    assert EP.geometry_indices(x, y, {"type": "point", "x": 1, "y": 1}).size == 0
+    assert CG.geometry_indices(x, y, {"type": "point", "x": 1, "y": 1}).size == 0
 
 
 def test_few_points_stay_vivid_when_some_overlap():

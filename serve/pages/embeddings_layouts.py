@@ -1,4 +1,4 @@
-"""Data side of the Embeddings page: the cached activation store, aligned layer layouts,
+"""The Embeddings page's data: the cached activation store, aligned layer layouts,
 precomputed projection files and the per-layer quality table.
 
 No widgets here. Long work is written as generators that ``yield`` a progress line after each
@@ -116,7 +116,7 @@ class Layouts:
       layers: layer names in forward order.
       xy: ``(layers, n, 2)`` float32 aligned layouts (layer i aligned to layer i − 1).
       reflected: per layer, whether the Procrustes fit mirrored it.
-      quality: layer -> :func:`engine.metrics.projection_quality` dict (may be empty).
+      quality: layer -> :func:`engine.projection.projection_quality` dict (may be empty).
       meta: ``n`` rows of item_id, label, speaker, prediction, correct (and more).
     """
 
@@ -132,7 +132,7 @@ class Layouts:
 
 
 def _quality(x_sub: np.ndarray, y_sub: np.ndarray, seed: int) -> dict:
-    from engine.metrics import projection_quality
+    from engine.projection import projection_quality
 
     n = x_sub.shape[0]
     if n < 5:  # trustworthiness needs 1 <= k < n / 2
@@ -143,13 +143,11 @@ def _quality(x_sub: np.ndarray, y_sub: np.ndarray, seed: int) -> dict:
 def layout_steps(store, *, method: str, seed: int = 0, pivots: int = 50,
                  quality_n: int = QUALITY_N):
     """Generator: project every layer of ``store`` (yields one line per layer), align them
-    with :func:`engine.procrustes.align_layers`, compute the quality metrics on a seeded
+    with :func:`engine.projection.align_layers`, compute the quality metrics on a seeded
     ``quality_n`` subsample, and return :class:`Layouts`."""
     import jax
 
-    from engine.metrics import subsample
-    from engine.procrustes import align_layers
-    from serve.analysis_cli import layout_of
+    from engine.projection import align_layers, layout_of, subsample
 
     layers = list(store.layers)
     rows = {name: store.info(name)["rows"] for name in layers}
