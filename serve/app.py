@@ -79,7 +79,7 @@ class Shared:
 
 def build_session(shared: Shared):
     """The page tree of one browser session."""
-    from serve.pages import build_pages
+    from serve.pages.tabs import build_pages
 
     return build_pages(shared)
 

@@ -13,7 +13,7 @@ def shared(tiny_checkpoint):
 
 
 def test_pages_are_built_on_first_showing_and_show_the_current_clip(shared, fsdd_dir):
-    from serve.pages import build_session
+    from serve.pages.tabs import build_session
 
     session, _ = build_session(shared)
     assert list(session.pages) == ["Inspect"] and session.active_tab == "Inspect"
@@ -28,7 +28,7 @@ def test_pages_are_built_on_first_showing_and_show_the_current_clip(shared, fsdd
 
 
 def test_a_link_can_open_another_tab(shared):
-    from serve.pages import build_session, tab_from_args
+    from serve.pages.tabs import build_session, tab_from_args
 
     names = ["Inspect", "Edit & compare", "Maximise"]
     assert tab_from_args({"tab": [b"maximise"]}, names) == "Maximise"
@@ -42,7 +42,7 @@ def test_a_link_can_open_another_tab(shared):
 
 
 def test_a_new_page_opens_on_the_first_corpus_item_with_its_figures(shared):
-    from serve.pages import build_session
+    from serve.pages.tabs import build_session
 
     items = shared.corpus_items()
     assert items, "the fixture's corpus has a test split"
@@ -60,7 +60,7 @@ def test_a_page_joins_its_document_with_one_walk_of_the_model_graph(shared, monk
     from bokeh.document import Document
     from bokeh.document.models import DocumentModelManager
 
-    from serve.pages import build_session
+    from serve.pages.tabs import build_session
 
     _, template = build_session(shared)
     walks, recompute = [], DocumentModelManager.recompute
