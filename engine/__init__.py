@@ -28,6 +28,7 @@ _EXPORTS = {
     "occlusion": "attribution",
     "attribute": "attribution",
     "METHODS": "attribution",
+    "BASELINES": "attribution",
     "curve": "faithfulness",
     "auc": "faithfulness",
     "faithfulness_summary": "faithfulness",

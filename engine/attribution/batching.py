@@ -1,0 +1,59 @@
+"""Batches of the attribution methods: validation of the inputs and targets, and chunked
+``lax.scan``/``lax.map`` over (example, step) rows so memory is bounded by the chunk, never by
+``steps × batch``.
+
+Also used by :mod:`engine.ablation` and :mod:`engine.faithfulness`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+def check_batch(x, target) -> tuple[Array, Array]:
+    """Validate ``x`` ``(batch, freq, time)`` and ``target`` (int, scalar or ``(batch,)``)."""
+    x = jnp.asarray(x, jnp.float32)
+    if x.ndim != 3:
+        raise ValueError(f"x must be (batch, freq, time), got shape {x.shape}; "
+                         "add a batch axis with x[None]")
+    t = np.asarray(target)
+    if not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(f"target must hold integer class indices, got dtype {t.dtype}")
+    t = np.broadcast_to(t, (x.shape[0],)) if t.ndim == 0 else t
+    if t.shape != (x.shape[0],) or np.any(t < 0):
+        raise ValueError(f"target must be non-negative ints of shape ({x.shape[0]},), got {t}")
+    return x, jnp.asarray(t, jnp.int32)
+
+
+def check_positive(**values) -> None:
+    """ValueError naming the first option that is not a positive integer."""
+    for name, v in values.items():
+        if int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+def _pad_rows(rows: tuple, chunk: int) -> tuple[tuple, int]:
+    n = int(np.shape(rows[0])[0])
+    n_chunks = -(-n // chunk)
+    pad = n_chunks * chunk - n
+    # Padding rows point at example 0 and carry zero weight where a weight exists.
+    return tuple(jnp.pad(jnp.asarray(r), (0, pad)).reshape(n_chunks, chunk) for r in rows), n
+
+
+def sum_in_chunks(fn: Callable, rows: tuple, *, chunk: int, init):
+    """``fn(acc, rows_chunk) -> acc`` folded over ``rows`` (``(n,)`` arrays) by chunks."""
+    chunks, n = _pad_rows(rows, min(chunk, int(np.shape(rows[0])[0])))
+    return jax.lax.scan(lambda acc, r: (fn(acc, r), None), init, chunks)[0]
+
+
+def map_in_chunks(fn: Callable, rows: tuple, *, chunk: int):
+    """``fn(rows_chunk) -> (chunk, ...)`` mapped over ``rows`` by chunks: ``(n, ...)``."""
+    chunks, n = _pad_rows(rows, min(chunk, int(np.shape(rows[0])[0])))
+    out = jax.lax.map(fn, chunks)
+    return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:])[:n], out)
