@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any, Literal
@@ -22,6 +23,23 @@ import jax.numpy as jnp
 import numpy as np
 
 Kind = Literal["stft", "logmel"]
+
+
+# field -> inclusive range; generous for any speech model, small enough that nothing built
+# from them (windows, filter banks, frames) can exhaust memory.
+_RANGES = {"sample_rate": (1000, 96000), "duration_s": (0.01, 60.0), "n_fft": (8, 16384),
+           "hop_length": (1, 16384), "floor": (-100.0, -1e-3), "n_freq": (1, 8193),
+           "n_frames": (1, 100_000), "n_mels": (0, 1024), "fmin": (0.0, 48000.0),
+           "fmax": (0.0, 48000.0)}
+_INTEGRAL = {"sample_rate", "n_fft", "hop_length", "n_freq", "n_frames", "n_mels"}
+
+
+def _number(value, integral: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    if integral:
+        return isinstance(value, (int, np.integer))
+    return math.isfinite(float(value))
 
 
 @dataclass(frozen=True)
@@ -56,12 +74,23 @@ class FeatureParams:
     fmax: float = 0.0
 
     def __post_init__(self) -> None:
+        # Checkpoint metadata arrives here from a file someone else may have written: every
+        # field is type- and range-checked before anything is allocated from it.
+        for name, (lo, hi) in _RANGES.items():
+            value, integral = getattr(self, name), name in _INTEGRAL
+            if not _number(value, integral) or not lo <= value <= hi:
+                kind = "an integer" if integral else "a number"
+                raise ValueError(f"feature parameter {name} must be {kind} in [{lo}, {hi}], "
+                                 f"got {str(value)[:40]}")
         if self.kind not in ("stft", "logmel"):
-            raise ValueError(f"feature kind must be 'stft' or 'logmel', got {self.kind!r}")
-        if not 1000 <= self.sample_rate <= 96000:
-            raise ValueError(f"sample_rate {self.sample_rate} Hz is outside 1000..96000")
-        if self.hop_length <= 0 or self.n_fft <= 0 or self.hop_length > self.n_fft:
+            raise ValueError(f"feature kind must be 'stft' or 'logmel', got {str(self.kind)[:40]!r}")
+        if self.hop_length > self.n_fft:
             raise ValueError(f"need 0 < hop_length <= n_fft, got {self.hop_length}, {self.n_fft}")
+        if self.kind == "stft" and self.n_freq > self.n_fft // 2 + 1:
+            raise ValueError(f"n_freq {self.n_freq} exceeds the {self.n_fft // 2 + 1} bins of "
+                             f"n_fft {self.n_fft}")
+        if self.fmax and not self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ValueError(f"need fmin < fmax <= sample_rate / 2, got {self.fmin}, {self.fmax}")
         if self.window not in ("hamming", "hann"):
             raise ValueError(f"window must be 'hamming' or 'hann', got {self.window!r}")
         if self.kind == "logmel" and self.n_mels <= 0:

@@ -49,8 +49,14 @@ class CheckpointError(ValueError):
     """A checkpoint folder is missing, incomplete, corrupt or does not fit its model."""
 
 
+MAX_METADATA_BYTES = 1_000_000  # a checkpoint's metadata.json; more is not metadata
+MAX_CLASSES = 10_000
+MAX_INPUT_CELLS = 10_000_000  # freq x time of one input example
+OWN_ENTRIES = {"metadata.json", "state", ".last", ".best"}  # what a checkpoint folder holds
+
+
 def _remedy(directory: Path, arch: str = "<arch>") -> str:
-    return f"retrain with: hearsight train --corpus <spec> --arch {arch} --out {directory}"
+    return f"retrain with: hearsight train --corpus <spec> --arch {arch} --out <new folder>"
 
 
 def _fail(problem: str, directory: Path, arch: str = "<arch>") -> CheckpointError:
@@ -122,14 +128,17 @@ def validate_metadata(meta: Any, directory: Path | str = "<checkpoint>") -> Feat
                     f"{list(KNOWN_FORMAT_VERSIONS)})", directory, arch)
     kw = meta["arch_kwargs"]
     n, shape = kw.get("n_classes"), kw.get("input_shape")
-    if not (isinstance(n, int) and n >= 1 and isinstance(shape, list) and len(shape) == 2
-            and all(isinstance(s, int) and s >= 1 for s in shape)):
-        raise _fail(f"arch_kwargs must hold n_classes (int >= 1) and input_shape "
-                    f"[freq, time] (ints), got {kw}", directory, arch)
+    if not (_int_in(n, 1, MAX_CLASSES) and isinstance(shape, list) and len(shape) == 2
+            and all(_int_in(s, 1, MAX_INPUT_CELLS) for s in shape)
+            and shape[0] * shape[1] <= MAX_INPUT_CELLS):
+        raise _fail(f"arch_kwargs must hold n_classes (int in 1..{MAX_CLASSES}) and "
+                    f"input_shape [freq, time] (ints, at most {MAX_INPUT_CELLS:,} cells), got "
+                    f"{str(kw)[:120]}", directory, arch)
     labels = meta["labels"]
-    if not all(isinstance(s, str) for s in labels) or len(labels) != n:
-        raise _fail(f"labels must be a list of {n} strings (n_classes), got {labels!r}",
-                    directory, arch)
+    if (len(labels) != n
+            or not all(isinstance(s, str) and 0 < len(s) <= 200 for s in labels)):
+        raise _fail(f"labels must be a list of {n} strings (n_classes) of 1..200 characters, "
+                    f"got {str(labels)[:120]}", directory, arch)
     try:
         return FeatureParams.from_dict(meta["features"])
     except (TypeError, ValueError) as e:
@@ -151,10 +160,51 @@ def _complete_metadata(metadata: dict) -> dict:
     return json.loads(json.dumps(meta, default=_json_default))
 
 
+def _int_in(value, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def check_replaceable(directory: str | Path) -> None:
+    """Refuse to write a checkpoint over a folder hearsight did not make.
+
+    ``directory`` may be missing, empty, or a checkpoint (``metadata.json`` naming an
+    ``arch``, and nothing but :data:`OWN_ENTRIES`); anything else — ``/etc``, a folder with
+    someone's thesis in it — raises :class:`CheckpointError` before any training or writing.
+    """
+    directory = Path(directory).absolute()
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory} is a file, not a checkpoint folder; choose a new "
+                              "--out folder")
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise CheckpointError(f"{directory} cannot be read ({exc.strerror}); choose a new "
+                              "--out folder") from exc
+    if not entries:
+        return
+    foreign = [e for e in entries if e not in OWN_ENTRIES]
+    meta_ok = False
+    if (directory / "metadata.json").is_file():
+        try:
+            meta_ok = isinstance(read_metadata(directory).get("arch"), str)
+        except CheckpointError:
+            meta_ok = False
+    if foreign or not meta_ok:
+        shown = ", ".join(foreign[:3]) + (" …" if len(foreign) > 3 else "")
+        why = f"it holds {shown}" if foreign else "it has no valid metadata.json"
+        raise CheckpointError(f"{directory} exists and is not a hearsight checkpoint ({why}); "
+                              "refusing to replace it: choose a new or empty --out folder")
+
+
 def _swap_into_place(tmp: Path, directory: Path) -> None:
+    """Rename the finished ``tmp`` to ``directory``; an existing checkpoint there (checked
+    by :func:`check_replaceable`) is renamed aside first and removed only afterwards."""
     if not directory.exists():
         os.rename(tmp, directory)
         return
+    check_replaceable(directory)  # again: the folder may have changed while we trained
     old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex}"
     os.rename(directory, old)
     os.rename(tmp, directory)
@@ -166,10 +216,12 @@ def save_checkpoint(directory: str | Path, model: nnx.Module, metadata: dict) ->
 
     ``metadata`` needs at least ``arch``, ``arch_kwargs`` (``n_classes``, ``input_shape``),
     ``labels`` and ``features`` (dict or :class:`FeatureParams`); ``format_version``,
-    ``versions`` and ``created`` (UTC ISO 8601) are filled in. Replaces an existing checkpoint.
+    ``versions`` and ``created`` (UTC ISO 8601) are filled in. Replaces an existing checkpoint
+    (never another folder: see :func:`check_replaceable`) once the new one is complete.
     Returns the absolute checkpoint path.
     """
     directory = Path(directory).absolute()
+    check_replaceable(directory)
     meta = _complete_metadata(metadata)
     validate_metadata(meta, directory)
     arrays = {p: np.asarray(variable_value(v))
@@ -191,10 +243,17 @@ def read_metadata(directory: Path) -> dict:
     path = directory / "metadata.json"
     if not path.is_file():
         raise _fail("metadata.json is missing (incomplete or foreign folder)", directory)
+    size = path.stat().st_size
+    if size > MAX_METADATA_BYTES:
+        raise _fail(f"metadata.json is {size:,} bytes, over the {MAX_METADATA_BYTES:,}-byte "
+                    "limit (not checkpoint metadata)", directory)
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _fail(f"metadata.json is corrupt ({e})", directory) from e
+    except RecursionError:
+        raise _fail("metadata.json is nested too deeply (not checkpoint metadata)",
+                    directory) from None
 
 
 def _materialise_unsaved(state, wanted) -> None:
