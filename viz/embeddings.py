@@ -38,6 +38,7 @@ import xarray as xr
 
 from viz.embeddings_shade import (  # noqa: F401  (re-exported)
     datashaded, default_color_key, points_element, shade)
+from viz.numba_cache import use_hearsight_cache
 
 CAT = "c"
 
@@ -126,6 +127,9 @@ def morph_points(layouts_x, layouts_y, position: float, *, out=None):
             np.multiply(buf, np.float32(t), out=buf)
             np.add(buf, a, out=buf)
     return out
+
+
+use_hearsight_cache()  # before the decorators: see viz.numba_cache
 
 
 @numba.njit(nogil=True, cache=True)

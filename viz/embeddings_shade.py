@@ -12,6 +12,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from viz.numba_cache import use_hearsight_cache
+
+use_hearsight_cache()
+
 
 @numba.njit(nogil=True, cache=True)
 def _occupied(flat):
