@@ -153,6 +153,24 @@ def open_corpus(spec: str, *, cache_dir: str | Path | None = None, seed: int = 0
     if (split_by == "speaker") != (holdout_speaker is not None):
         raise ValueError("split_by='speaker' and holdout_speaker=NAME go together")
     root = Path(arg).expanduser().resolve() if arg and kind != "synth" else None
+    try:
+        items, rate = _layout_items(kind, arg, root, cache_dir=cache_dir, seed=seed,
+                                    progress=progress)
+    except PermissionError as exc:
+        raise ValueError(f"corpus {spec!r}: cannot read {exc.filename} ({exc.strerror})") from exc
+    items = [Item(**it) if isinstance(it, dict) else it for it in items]
+    if not items:
+        raise ValueError(f"corpus {spec!r} holds no audio files")
+    if holdout_speaker is not None:
+        items = _apply_holdout(kind, items, holdout_speaker)
+    items.sort(key=lambda it: it.id)
+    return Corpus(name=kind, spec=spec, labels=tuple(sorted({it.label for it in items})),
+                  items=tuple(items), sample_rate=rate)
+
+
+def _layout_items(kind: str, arg: str, root: Path | None, *, cache_dir, seed: int,
+                  progress: bool) -> tuple[list, int | None]:
+    """``(items, sample rate)`` read by the layout ``kind``."""
     if kind == "synth":
         cache = Path(cache_dir) if cache_dir is not None else cache_home()
         items, rate = _open_synth(arg, cache_dir=cache, seed=seed, progress=progress)
@@ -162,11 +180,4 @@ def open_corpus(spec: str, *, cache_dir: str | Path | None = None, seed: int = 0
         items, rate = speech_commands_items(root), 16000
     else:
         items, rate = folder_items(root, seed=seed), None
-    items = [Item(**it) if isinstance(it, dict) else it for it in items]
-    if not items:
-        raise ValueError(f"corpus {spec!r} holds no audio files")
-    if holdout_speaker is not None:
-        items = _apply_holdout(kind, items, holdout_speaker)
-    items.sort(key=lambda it: it.id)
-    return Corpus(name=kind, spec=spec, labels=tuple(sorted({it.label for it in items})),
-                  items=tuple(items), sample_rate=rate)
+    return items, rate

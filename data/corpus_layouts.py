@@ -11,6 +11,7 @@ Commands: A Dataset for Limited-Vocabulary Speech Recognition".
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -109,6 +110,27 @@ def hash_split(key: str, *, seed: int = 0) -> str:
     return "train" if bucket < 80 else "valid" if bucket < 90 else "test"
 
 
+MAX_SCANNED = 1_000_000  # entries a folder corpus may hold; past it the spec is a mistake
+
+
+def _audio_files(folder: Path, root: Path) -> list[Path]:
+    """Audio files below ``folder``, sorted; an unreadable sub-folder or a tree of more than
+    :data:`MAX_SCANNED` entries (``folder:/``) is a ValueError naming it, not a traceback."""
+    found, seen = [], 0
+
+    def unreadable(exc: OSError):
+        raise ValueError(f"cannot read {exc.filename} in the folder corpus {root} "
+                         f"({exc.strerror}); point folder: at a folder of label sub-folders")
+
+    for here, dirs, files in os.walk(folder, onerror=unreadable):
+        seen += len(dirs) + len(files)
+        if seen > MAX_SCANNED:
+            raise ValueError(f"the folder corpus {root} holds more than {MAX_SCANNED:,} "
+                             "entries; point folder: at a folder of label sub-folders")
+        found.extend(Path(here) / f for f in files if Path(f).suffix.lower() in AUDIO_SUFFIXES)
+    return sorted(p for p in found if p.is_file())
+
+
 def folder_items(root: Path, *, seed: int = 0) -> list[dict]:
     """Any ``{label}/.../{file}.{wav,flac,ogg,mp3}`` tree, split by a hash of the speaker.
 
@@ -122,9 +144,7 @@ def folder_items(root: Path, *, seed: int = 0) -> list[dict]:
                          f"needs one sub-folder per label: '{{label}}/{{file}}'")
     out = []
     for folder in _label_folders(root):
-        for p in sorted(folder.rglob("*")):
-            if not p.is_file() or p.suffix.lower() not in AUDIO_SUFFIXES:
-                continue
+        for p in _audio_files(folder, root):
             rel = p.relative_to(root).as_posix()
             speaker = folder_speaker(p.stem, folder.name)
             split = hash_split(f"speaker:{speaker}" if speaker else f"file:{rel}", seed=seed)

@@ -180,3 +180,38 @@ def test_real_fsdd_counts():
     loso = open_corpus(f"fsdd:{FSDD}", split_by="speaker", holdout_speaker="lucas")
     assert {it.speaker for it in loso.split("test")} == {"lucas"}
     assert loso.summary()["splits"] == {"train": 1800, "valid": 200, "test": 500}
+
+
+def _tone_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.full(800, 0.1, np.float32), 8000)
+
+
+def test_an_unreadable_folder_in_a_folder_corpus_gets_a_message(tmp_path, monkeypatch):
+    import os
+
+    _tone_file(tmp_path / "yes" / "a.wav")
+    (tmp_path / "yes" / "locked").mkdir()
+    real = os.scandir
+
+    def scandir(path="."):  # root reads everything, so deny one folder as /proc/1/cwd is
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(ValueError, match=r"cannot read .*locked in the folder corpus .* "
+                                         r"\(Permission denied\); point folder: at a folder"):
+        open_corpus(f"folder:{tmp_path}")
+
+
+def test_a_folder_corpus_of_the_whole_disk_stops_early(tmp_path, monkeypatch):
+    import data.corpus_layouts as layouts
+
+    for i in range(6):
+        _tone_file(tmp_path / "yes" / f"{i}.wav")
+    monkeypatch.setattr(layouts, "MAX_SCANNED", 5)
+    with pytest.raises(ValueError, match="holds more than 5 entries"):
+        open_corpus(f"folder:{tmp_path}")
+    monkeypatch.setattr(layouts, "MAX_SCANNED", 6)
+    assert len(open_corpus(f"folder:{tmp_path}").items) == 6
