@@ -2,7 +2,7 @@
 
 Model protocol (see also :mod:`engine.attribution`): ``acts_fn(x, *, mask=None, replace=None,
 perturb=None) -> (logits, acts)``. For each named layer the model passes the activation
-through :func:`engine.ablation.intervene`, i.e. ``a * mask[name] + (1 - mask[name]) *
+through :func:`models.hooks.intervene`, i.e. ``a * mask[name] + (1 - mask[name]) *
 replace[name]``, with ``mask[name]`` and ``replace[name]`` of shape ``(channels,)`` broadcast over
 the last axis (NHWC conv channels or dense units). ``mask`` 1 keeps a channel, 0 switches it off;
 ``replace`` gives the value used where it is off (absent → 0, "zero ablation").
@@ -25,22 +25,6 @@ from engine.attribution import check_batch, map_in_chunks
 Array = jax.Array
 MODES = ("zero", "mean")
 CRITERIA = ("probability", "accuracy")
-
-
-def intervene(name: str, act: Array, *, perturb: dict | None = None, mask: dict | None = None,
-              replace: dict | None = None) -> Array:
-    """The protocol's hook for layer ``name``: ``act * m + (1 - m) * r + p`` (terms optional).
-
-    Models call it on every named activation; ``mask``/``replace`` entries are ``(channels,)``,
-    ``perturb`` entries have the activation's shape (used by Grad-CAM).
-    """
-    if mask is not None and name in mask:
-        m = mask[name]
-        r = replace[name] if replace is not None and name in replace else 0.0
-        act = act * m + (1.0 - m) * r
-    if perturb is not None and name in perturb:
-        act = act + perturb[name]
-    return act
 
 
 def _layer_shape(acts_fn: Callable, x: Array, layer: str) -> tuple[int, ...]:
@@ -157,3 +141,30 @@ def rank_channels(acts_fn: Callable, x, target, *, layer: str, mode: str = "zero
     drop = _channel_drops(acts_fn, x, target, replace, layer, by == "accuracy",
                           int(channel_batch_size))
     return jnp.argsort(-drop), drop
+
+
+@partial(jax.jit, static_argnames=("acts_fn",))
+def _probs(acts_fn, x):
+    return jax.nn.softmax(acts_fn(x)[0], axis=-1)
+
+
+def class_probs(acts_fn: Callable, x: np.ndarray) -> np.ndarray:
+    """Class probabilities ``(classes,)`` of one input ``(freq, time)`` through ``acts_fn``."""
+    return np.asarray(_probs(acts_fn, jnp.asarray(x, jnp.float32)[None])[0])
+
+
+@partial(jax.jit, static_argnames=("acts_fn", "layer"))
+def _masked_probs(acts_fn, x, layer, mask):
+    return jax.nn.softmax(acts_fn(x, mask={layer: mask})[0], axis=-1)
+
+
+def masked_probs(acts_fn: Callable, x: np.ndarray, *, layer: str, on: np.ndarray) -> np.ndarray:
+    """Class probabilities ``(classes,)`` of one input with the channels of ``layer`` where
+    ``on`` is False switched off (zero ablation, ``acts_fn(x, mask={layer: on})``).
+
+    One compilation per model and layer serves every ``on`` (the mask is traced), so toggling
+    channels never recompiles.
+    """
+    on = np.asarray(on, np.float32)
+    return np.asarray(_masked_probs(acts_fn, jnp.asarray(x, jnp.float32)[None], layer,
+                                    jnp.asarray(on))[0])

@@ -60,7 +60,7 @@ class Predictor:
 
         Eval mode, differentiable, the same object on every access (it is a static argument
         of the engine's jitted analyses, so a new object would recompile them). Interventions
-        follow :mod:`models.hooks` / ``engine.ablation.intervene``.
+        follow :func:`models.hooks.intervene`.
         """
         if "acts_fn" not in self._extra:
             self._extra["acts_fn"] = make_acts_fn(self.forward.graphdef, self.forward.state)
@@ -88,8 +88,7 @@ class Predictor:
     def _run_frames(self, x: np.ndarray):
         # A frame model classifies every context window; the utterance's probabilities are
         # the mean of its frames' probabilities (frame-level activations are kept per frame).
-        from models.architectures import frame_windows
-        from models.fit import FRAME_CONTEXT
+        from models.architectures import FRAME_CONTEXT, frame_windows
 
         w = np.asarray(frame_windows(x, context=FRAME_CONTEXT, hop=1, floor=self.params.floor))
         n, t = w.shape[:2]

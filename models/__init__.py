@@ -13,6 +13,7 @@ _EXPORTS = {
     "SoomroCNN": "architectures",
     "FrameMLP": "architectures",
     "frame_windows": "architectures",
+    "FRAME_CONTEXT": "architectures",
     "call_with_intermediates": "architectures",
     "SpectrogramAE": "autoencoder",
     "ARCHITECTURES": "registry",
@@ -30,6 +31,7 @@ _EXPORTS = {
     "tap": "hooks",
     "intervening": "hooks",
     "make_intervention": "hooks",
+    "intervene": "hooks",
 }
 
 __getattr__, __all__ = attach(__name__, _EXPORTS)

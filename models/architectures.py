@@ -23,7 +23,7 @@ import numpy as np
 from flax import nnx
 
 from models.hooks import tap
-from models.layers import conv_mono, conv_patches, max_pool2  # noqa: F401  (max_pool2 re-exported)
+from models.layers import conv_mono, conv_patches, max_pool2
 
 _HAS_CAPTURE = hasattr(nnx, "capture")
 
@@ -243,7 +243,10 @@ class FrameMLP(nnx.Module):
         return logits
 
 
-def frame_windows(feats, *, context: int = 11, hop: int = 1,
+FRAME_CONTEXT = 11  # frames per window the frame-level models (frame_mlp) classify
+
+
+def frame_windows(feats, *, context: int = FRAME_CONTEXT, hop: int = 1,
                   floor: float | None = None) -> np.ndarray:
     """Context windows of frames centred on every ``hop``-th frame of each utterance.
 

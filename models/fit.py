@@ -15,8 +15,6 @@ import numpy as np
 from data.dataset import SplitArrays, load_split
 from data.features import PRESETS, FeatureParams
 
-FRAME_CONTEXT = 11
-
 
 @dataclass(frozen=True)
 class FitConfig:
@@ -48,6 +46,8 @@ def feature_params_for(arch: str, kind: str = "") -> FeatureParams:
 def model_input_shape(arch: str, params: FeatureParams) -> tuple[int, int]:
     """Input ``(freq, time)`` of an architecture: frame_mlp sees a context window of frames."""
     if arch == "frame_mlp":
+        from models.architectures import FRAME_CONTEXT
+
         return (params.shape[0], FRAME_CONTEXT)
     return params.shape
 
@@ -56,7 +56,7 @@ def to_model_inputs(arch: str, split: SplitArrays, *, stride: int = 1, floor: fl
     """Arrays a model trains on: utterances, or frame windows for ``frame_mlp``."""
     if arch != "frame_mlp":
         return split.x, split.y
-    from models.architectures import frame_windows
+    from models.architectures import FRAME_CONTEXT, frame_windows
 
     w = np.asarray(frame_windows(split.x, context=FRAME_CONTEXT, hop=1, floor=floor))  # (n, T, F, C)
     w = w[:, ::stride]

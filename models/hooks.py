@@ -6,14 +6,16 @@ inside a model without each architecture knowing about them. Every sow point cal
 intervention lives in a context variable that is set only while a function is being traced or
 run eagerly, so the jitted plain forward never sees it.
 
-Semantics per layer name (engine.ablation's protocol): ``act * mask + (1 - mask) * replace +
-perturb``, with ``mask`` broadcast over the channel (last) axis, ``replace`` defaulting to 0.
+Semantics per layer name (the attribution and ablation protocol, :func:`intervene`): ``act *
+mask + (1 - mask) * replace + perturb``, with ``mask`` broadcast over the channel (last) axis,
+``replace`` defaulting to 0.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+from functools import partial
 from collections.abc import Callable, Mapping
 
 import jax
@@ -41,21 +43,33 @@ def intervening(fn: Intervention | None):
         _ACTIVE.reset(token)
 
 
+def intervene(name: str, act: jax.Array, *, perturb: Mapping[str, jax.Array] | None = None,
+              mask: Mapping[str, jax.Array] | None = None,
+              replace: Mapping[str, jax.Array] | None = None) -> jax.Array:
+    """The intervention at layer ``name``: ``act * m + (1 - m) * r + p`` (each term optional).
+
+    ``mask[name]`` (``m``, 1 keeps a channel, 0 switches it off) and ``replace[name]`` (``r``,
+    the value where it is off; absent: 0, zero ablation) are ``(channels,)``, broadcast over the
+    last axis and cast to the activation's dtype; ``perturb[name]`` (``p``) has the
+    activation's shape (Grad-CAM's route to an intermediate). Layers named in none of them
+    pass unchanged. Models written to the protocol by hand call it on every named activation;
+    the registered architectures reach it through :func:`tap` and :func:`make_intervention`.
+    """
+    if mask is not None and name in mask:
+        m = jnp.asarray(mask[name], act.dtype)
+        r = jnp.asarray(replace[name] if replace is not None and name in replace else 0.0,
+                        act.dtype)
+        act = act * m + (1.0 - m) * r
+    if perturb is not None and name in perturb:
+        act = act + perturb[name]
+    return act
+
+
 def make_intervention(*, perturb: Mapping[str, jax.Array] | None = None,
                       mask: Mapping[str, jax.Array] | None = None,
                       replace: Mapping[str, jax.Array] | None = None) -> Intervention | None:
-    """The intervention for the ablation protocol; ``None`` when nothing is asked."""
+    """:func:`intervene` with these terms, as an intervention; ``None`` when nothing is asked."""
     if not (perturb or mask or replace):
         return None
-    perturb, mask, replace = dict(perturb or {}), dict(mask or {}), dict(replace or {})
-
-    def fn(name: str, act: jax.Array) -> jax.Array:
-        if name in mask:
-            m = jnp.asarray(mask[name], act.dtype)
-            r = jnp.asarray(replace.get(name, 0.0), act.dtype)
-            act = act * m + (1.0 - m) * r
-        if name in perturb:
-            act = act + perturb[name]
-        return act
-
-    return fn
+    return partial(intervene, perturb=dict(perturb or {}), mask=dict(mask or {}),
+                   replace=dict(replace or {}))

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from engine.ablation import intervene
+from models.hooks import intervene
 
 F, T, C = 4, 5, 3
 RNG = np.random.default_rng(0)

@@ -1,10 +1,15 @@
-"""Known-answer tests of engine.ablation on a hand-built two-class model."""
+"""Known-answer tests of engine.ablation on a hand-built two-class model and a small d-DeVIS CNN."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from engine import ablation as AB
+from engine.predictor import make_acts_fn
+from models.hooks import intervene
+from models.registry import build_model
 
 F, T = 3, 4
 
@@ -16,7 +21,7 @@ def acts_fn(x, *, perturb=None, mask=None, replace=None):
     """
     flat = x.reshape(x.shape[0], -1)
     h = jnp.stack([flat.mean(1), (flat ** 2).mean(1), jnp.ones(x.shape[0])], axis=-1)
-    h = AB.intervene("hidden", h, perturb=perturb, mask=mask, replace=replace)
+    h = intervene("hidden", h, perturb=perturb, mask=mask, replace=replace)
     logits = jnp.stack([h[:, 0], jnp.full(x.shape[0], 0.6)], axis=-1)
     return logits, {"hidden": h}
 
@@ -32,16 +37,8 @@ def data():
 
 def conv_acts(x, *, perturb=None, mask=None, replace=None):
     a = jnp.stack([x, 2.0 * x + 1.0], axis=-1)
-    a = AB.intervene("conv", a, perturb=perturb, mask=mask, replace=replace)
+    a = intervene("conv", a, perturb=perturb, mask=mask, replace=replace)
     return a.sum(axis=(1, 2)), {"conv": a}
-
-
-def test_intervene_formula():
-    a = jnp.arange(6.0).reshape(2, 3)
-    got = AB.intervene("l", a, mask={"l": jnp.array([1.0, 0.0, 0.5])},
-                       replace={"l": jnp.array([9.0, 7.0, 2.0])}, perturb={"l": jnp.ones((2, 3))})
-    np.testing.assert_allclose(got, [[1.0, 8.0, 3.0], [4.0, 8.0, 4.5]])
-    np.testing.assert_array_equal(AB.intervene("other", a, mask={"l": jnp.zeros(3)}), a)
 
 
 def test_channel_means_matches_numpy():
@@ -108,3 +105,63 @@ def test_boundary_errors():
         AB.rank_channels(acts_fn, x, y, layer="hidden", mode="noise")
     with pytest.raises(ValueError, match="by must be"):
         AB.rank_channels(acts_fn, x, y, layer="hidden", by="loss")
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    """A d-DeVIS CNN on 16 x 16 inputs (untrained, eval mode), its acts_fn and one input."""
+    model = build_model("ddevis_cnn", n_classes=3, input_shape=(16, 16), seed=0)
+    model.eval()
+    x = np.random.default_rng(5).normal(-2.0, 1.0, (16, 16)).astype(np.float32)
+    return model, make_acts_fn(*nnx.split(model)), x
+
+
+def test_class_probs_are_the_models_softmax(cnn):
+    model, acts_fn, x = cnn
+    got = AB.class_probs(acts_fn, x)
+    assert got.shape == (3,) and isinstance(got, np.ndarray)
+    np.testing.assert_allclose(got, np.asarray(jax.nn.softmax(model(jnp.asarray(x)[None]))[0]),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.sum(), 1.0, rtol=1e-6)
+
+
+def test_masked_probs_with_every_channel_on_are_the_class_probs(cnn):
+    _, acts_fn, x = cnn
+    np.testing.assert_allclose(AB.masked_probs(acts_fn, x, layer="conv4", on=np.ones(32, bool)),
+                               AB.class_probs(acts_fn, x), rtol=1e-6, atol=1e-7)
+
+
+def test_masking_the_last_conv_layer_off_replaces_it_with_zeros(cnn):
+    model, acts_fn, x = cnn
+    got = AB.masked_probs(acts_fn, x, layer="conv4", on=np.zeros(32, bool))
+    # With conv4 at zero, the pooled map is zero and the head sees only its biases.
+    hidden = jax.nn.relu(model.dense1.bias[...])
+    ref = jax.nn.softmax(hidden @ model.out.kernel[...] + model.out.bias[...])
+    np.testing.assert_allclose(got, np.asarray(ref), rtol=1e-5, atol=1e-6)
+    # The same through the protocol's other route: adding minus the activation.
+    xb = jnp.asarray(x)[None]
+    act = acts_fn(xb)[1]["conv4"]
+    zeroed = jax.nn.softmax(acts_fn(xb, perturb={"conv4": -act})[0][0])
+    np.testing.assert_allclose(got, np.asarray(zeroed), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got, AB.class_probs(acts_fn, x), atol=1e-3)
+
+
+def test_masked_probs_switch_off_only_the_channels_asked(cnn):
+    _, acts_fn, x = cnn
+    on = np.ones(32, bool)
+    on[[3, 17]] = False
+    direct = jax.jit(lambda z, m: jax.nn.softmax(acts_fn(z, mask={"conv4": m})[0][0]))
+    np.testing.assert_allclose(AB.masked_probs(acts_fn, x, layer="conv4", on=on),
+                               np.asarray(direct(jnp.asarray(x)[None], jnp.asarray(on, jnp.float32))),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_toggling_channels_compiles_once(cnn):
+    _, acts_fn, x = cnn
+    AB.masked_probs(acts_fn, x, layer="conv3", on=np.ones(32, bool))
+    before = AB._masked_probs._cache_size()
+    for c in range(4):
+        on = np.ones(32, bool)
+        on[c] = False
+        AB.masked_probs(acts_fn, x, layer="conv3", on=on)
+    assert AB._masked_probs._cache_size() == before

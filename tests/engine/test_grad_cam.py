@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.attribution import grad_cam
-from engine.ablation import intervene
+from models.hooks import intervene
 
 
 def test_grad_cam_hand_computed(toy):
