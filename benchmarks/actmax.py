@@ -30,7 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from engine.actmax import make_maximiser, noise_start  # noqa: E402
 from engine.objectives import class_prob  # noqa: E402
-from models.architectures import max_pool2  # noqa: E402
+from models.layers import max_pool2  # noqa: E402
 
 SHAPE, CLASSES, CHUNK = (80, 90), 35, 16
 

@@ -41,7 +41,7 @@ def plain_cnn(key):
     import jax
     import jax.numpy as jnp
 
-    from models.architectures import max_pool2
+    from models.layers import max_pool2
 
     k1, k2, k3 = jax.random.split(key, 3)
     w1 = jax.random.normal(k1, (5, 5, 1, 8)) * jnp.sqrt(2 / 25)

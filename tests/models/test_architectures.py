@@ -8,7 +8,7 @@ import scipy.signal
 from flax import nnx
 
 from models.architectures import (DdevisCNN, FrameMLP, SoomroCNN, call_with_intermediates,
-                                  frame_windows, max_pool2)
+                                  frame_windows)
 from models.autoencoder import SpectrogramAE
 from models.registry import ARCHITECTURES, DEFAULT_FEATURES, build_model
 
@@ -73,23 +73,6 @@ def test_ddevis_conv1_matches_scipy_correlation():
         ref = scipy.signal.correlate2d(x[0], k[:, :, 0, c], mode="same") + b[c]
         ref = np.maximum(ref, 0) / np.sqrt(1 + model.bn1.epsilon)
         np.testing.assert_allclose(np.asarray(acts["conv1"])[0, :, :, c], ref, atol=1e-4)
-
-
-def test_max_pool2_floors_odd_sizes():
-    x = np.random.default_rng(1).normal(size=(2, 5, 7, 3)).astype(np.float32)
-    ref = x[:, :4, :6].reshape(2, 2, 2, 3, 2, 3).max(axis=(2, 4))
-    np.testing.assert_array_equal(np.asarray(jax.jit(max_pool2)(jnp.asarray(x))), ref)
-
-
-def test_max_pool2_gradient_is_one_at_each_windows_maximum():
-    x = np.random.default_rng(3).normal(size=(2, 5, 7, 3)).astype(np.float32)
-    g = np.asarray(jax.grad(lambda v: max_pool2(v).sum())(jnp.asarray(x)))
-    windows = x[:, :4, :6].reshape(2, 2, 2, 3, 2, 3).transpose(0, 1, 3, 5, 2, 4).reshape(2, 2, 3, 3, 4)
-    want = np.zeros_like(x)
-    for b, i, j, c in np.ndindex(2, 2, 3, 3):
-        k = int(np.argmax(windows[b, i, j, c]))
-        want[b, 2 * i + k // 2, 2 * j + k % 2, c] = 1.0
-    np.testing.assert_array_equal(g, want)     # the cropped odd row/column gets no gradient
 
 
 def test_eval_is_deterministic_and_train_dropout_is_not():

@@ -1,5 +1,6 @@
-"""conv_mono and conv_patches give nnx.Conv's values (odd and even kernels, with and without
-bias) and its gradients; they refuse input with the wrong number of channels."""
+"""models.layers: conv_mono and conv_patches give nnx.Conv's values (odd and even kernels, with
+and without bias) and its gradients, and refuse input with the wrong number of channels;
+max_pool2 floors odd sizes and routes the gradient to each window's maximum."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from models.layers import conv_mono, conv_patches
+from models.layers import conv_mono, conv_patches, max_pool2
 
 
 def _assert_same_as_nnx(fn, k, c_in, c_out, use_bias, shape, seed):
@@ -62,3 +63,20 @@ def test_conv_patches_refuses_a_channel_mismatch():
     conv = nnx.Conv(2, 4, kernel_size=(2, 2), padding="SAME", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="channels"):
         conv_patches(conv, jnp.zeros((1, 5, 5, 3)))
+
+
+def test_max_pool2_floors_odd_sizes():
+    x = np.random.default_rng(1).normal(size=(2, 5, 7, 3)).astype(np.float32)
+    ref = x[:, :4, :6].reshape(2, 2, 2, 3, 2, 3).max(axis=(2, 4))
+    np.testing.assert_array_equal(np.asarray(jax.jit(max_pool2)(jnp.asarray(x))), ref)
+
+
+def test_max_pool2_gradient_is_one_at_each_windows_maximum():
+    x = np.random.default_rng(3).normal(size=(2, 5, 7, 3)).astype(np.float32)
+    g = np.asarray(jax.grad(lambda v: max_pool2(v).sum())(jnp.asarray(x)))
+    windows = x[:, :4, :6].reshape(2, 2, 2, 3, 2, 3).transpose(0, 1, 3, 5, 2, 4).reshape(2, 2, 3, 3, 4)
+    want = np.zeros_like(x)
+    for b, i, j, c in np.ndindex(2, 2, 3, 3):
+        k = int(np.argmax(windows[b, i, j, c]))
+        want[b, 2 * i + k // 2, 2 * j + k % 2, c] = 1.0
+    np.testing.assert_array_equal(g, want)     # the cropped odd row/column gets no gradient
