@@ -1,15 +1,15 @@
-"""Training loops (optax AdamW, one jitted step) with early stopping, and evaluation.
+"""Training of the classifiers and the spectrogram autoencoder (optax AdamW, one jitted step,
+early stopping), batch-norm recalibration, and evaluation.
 
 The model is split once into ``(graphdef, params, rest)`` with ``nnx.split``; the jitted
 train step merges inside (flax nnx functional API), so one compilation serves every batch:
 the last batch of an epoch is filled up with samples from the start of the permutation, and
 validation batches are padded, so shapes never change.
 
-The epoch machinery lives in :mod:`models.train_loop`, batch-norm recalibration in
-:mod:`models.batchnorm` (``recalibrate_batch_norm`` is re-exported here).
-
 References:
-  Loshchilov & Hutter 2019, "Decoupled weight decay regularization" (AdamW).
+  Loshchilov & Hutter 2019, "Decoupled weight decay regularization" (AdamW);
+  Li et al. 2019, "Understanding the disharmony between dropout and batch normalization by
+  variance shift" (why :func:`recalibrate_batch_norm`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from tqdm import tqdm
 
 from models.architectures import call_with_intermediates
-from models.batchnorm import recalibrate_batch_norm
-from models.train_loop import _check_arrays, _epoch, _make_steps, _split_for_training
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -65,6 +64,100 @@ def _autoencoder_terms(model: nnx.Module, x: jax.Array, target: jax.Array):
     recon, _ = call_with_intermediates(model, x)
     loss = jnp.mean((recon - target) ** 2, axis=tuple(range(1, x.ndim)))
     return loss, jnp.zeros_like(loss)
+
+
+def _make_steps(g_train, g_eval, tx: optax.GradientTransformation, terms: Callable):
+    """Jitted ``train_step(params, rest, opt, x, t)`` and ``eval_step(params, rest, x, t)``."""
+
+    @jax.jit
+    def train_step(params, rest, opt_state, x, t):
+        def loss_fn(p):
+            # Fresh copies of the non-trainable state, created at this trace level, so that
+            # batch-norm statistics and RNG counters may be updated inside the merged model.
+            model = nnx.merge(g_train, p, jax.tree.map(lambda a: a, rest))
+            loss, correct = terms(model, x, t)
+            # Batch statistics and dropout RNG counters advanced inside the merged model.
+            return jnp.mean(loss), (jnp.sum(correct), nnx.split(model, nnx.Param, ...)[2])
+
+        (loss, (correct, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), rest, opt_state, loss, correct
+
+    @jax.jit
+    def eval_step(params, rest, x, t):
+        return terms(nnx.merge(g_eval, params, rest), x, t)
+
+    return train_step, eval_step
+
+
+def _check_arrays(x_train, t_train, x_valid, t_valid) -> None:
+    for name, x, t in (("train", x_train, t_train), ("valid", x_valid, t_valid)):
+        if x.ndim < 2 or len(x) == 0 or len(t) != len(x):
+            raise ValueError(f"{name}: need a non-empty batch of inputs with one target each, "
+                             f"got inputs {x.shape} and targets {np.shape(t)}")
+    if x_train.shape[1:] != x_valid.shape[1:]:
+        raise ValueError(f"train inputs {x_train.shape[1:]} and valid inputs "
+                         f"{x_valid.shape[1:]} differ in shape")
+
+
+def _run_epoch(train_step, carry, x, t, *, batch_size, rng, augment, bar):
+    n = len(x)
+    n_batches = math.ceil(n / batch_size)
+    order = rng.permutation(n)
+    order = np.concatenate([order, order[: n_batches * batch_size - n]])  # fill the last batch
+    losses, correct = [], 0.0
+    for b in range(n_batches):
+        idx = order[b * batch_size:(b + 1) * batch_size]
+        xb = x[idx] if augment is None else np.asarray(augment(x[idx], rng), dtype=x.dtype)
+        *carry, loss, c = train_step(*carry, jnp.asarray(xb), jnp.asarray(t[idx]))
+        losses.append(float(loss))
+        correct += float(c)
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", acc=f"{correct / ((b + 1) * batch_size):.3f}")
+    return tuple(carry), float(np.mean(losses)), correct / (n_batches * batch_size)
+
+
+def _evaluate_arrays(eval_step, params, rest, x, t, batch_size) -> tuple[float, float]:
+    losses, correct = [], []
+    for start in range(0, len(x), batch_size):
+        xb, tb = x[start:start + batch_size], t[start:start + batch_size]
+        k = len(xb)
+        pad = [(0, batch_size - k)] + [(0, 0)] * (xb.ndim - 1)
+        tpad = [(0, batch_size - k)] + [(0, 0)] * (tb.ndim - 1)
+        loss, c = eval_step(params, rest, jnp.asarray(np.pad(xb, pad)),
+                            jnp.asarray(np.pad(tb, tpad)))
+        losses.append(np.asarray(loss)[:k])
+        correct.append(np.asarray(c)[:k])
+    return float(np.concatenate(losses).mean()), float(np.concatenate(correct).mean())
+
+
+def _split_for_training(model: nnx.Module):
+    """``(train graphdef, eval graphdef, params, rest)``; leaves the model in eval mode."""
+    model.train()
+    g_train = nnx.split(model)[0]
+    model.eval()
+    return (g_train, *nnx.split(model, nnx.Param, ...))
+
+
+def _epoch(steps, carry, epoch, data, *, classifier, batch_size, rng, augment, progress):
+    """One epoch of training and validation: ``(carry, metrics)``."""
+    (train_step, eval_step), (x_train, t_train, x_valid, t_valid) = steps, data
+    t0 = time.perf_counter()
+    with tqdm(total=math.ceil(len(x_train) / batch_size), desc=f"epoch {epoch}",
+              disable=not progress, leave=False) as bar:
+        carry, tr_loss, tr_acc = _run_epoch(train_step, carry, x_train, t_train,
+                                            batch_size=batch_size, rng=rng, augment=augment,
+                                            bar=bar)
+    va_loss, va_acc = _evaluate_arrays(eval_step, carry[0], carry[1], x_valid, t_valid,
+                                       batch_size)
+    metrics = {"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc,
+               "valid_loss": va_loss, "valid_acc": va_acc,
+               "seconds": round(time.perf_counter() - t0, 3)}
+    if not classifier:
+        metrics = {k: v for k, v in metrics.items() if not k.endswith("_acc")}
+    if progress:
+        tqdm.write(" ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return carry, metrics
 
 
 def _fit(model, terms, x_train, t_train, x_valid, t_valid, *, classifier: bool, epochs,
@@ -186,6 +279,35 @@ def train_autoencoder(ae: nnx.Module, x_train, x_valid, *, epochs: int = 30,
                 learning_rate=learning_rate, weight_decay=weight_decay, patience=patience,
                 seed=seed, progress=progress, augment=augment, time_budget_s=time_budget_s,
                 on_epoch=on_epoch)
+
+
+def recalibrate_batch_norm(model: nnx.Module, x: np.ndarray, *, batch_size: int = 128) -> int:
+    """Set every BatchNorm's running statistics to their average over ``x`` (clean inputs).
+
+    Dropout placed before batch-norm (the d-DeVIS blocks: ... → pool → dropout → conv → BN)
+    makes training-time activations noisier than at inference, so the running variance
+    learnt during training does not fit eval mode ("variance shift", Li et al. 2019); on
+    FSDD eval-mode accuracy sat 25 points below batch-statistics accuracy. One pass over the
+    training inputs with dropout off and batch statistics on, averaging the per-batch
+    statistics exactly (momentum ``(i - 1) / i`` for batch ``i``), removes the mismatch.
+
+    Returns the number of BatchNorm layers recalibrated; the model is left in eval mode.
+    """
+    walk = nnx.iter_modules(model) if hasattr(nnx, "iter_modules") else model.iter_modules()
+    norms = [m for _, m in walk if isinstance(m, nnx.BatchNorm)]
+    model.eval()
+    if not norms or len(x) == 0:
+        return 0
+    saved = [(m.momentum, m.use_running_average) for m in norms]
+    n_batches = max(1, len(x) // batch_size)
+    for i in range(n_batches):
+        for m in norms:
+            m.use_running_average, m.momentum = False, i / (i + 1.0)
+        model(jnp.asarray(x[i * batch_size:(i + 1) * batch_size]))
+    for m, (momentum, use_avg) in zip(norms, saved):
+        m.momentum, m.use_running_average = momentum, use_avg
+    model.eval()
+    return len(norms)
 
 
 def _predict_logits(model_or_forward, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
