@@ -103,8 +103,7 @@ def frame_activations(predictor, feats: np.ndarray, pairs: np.ndarray, *,
 
     Only the context windows of the ``pairs`` are forwarded (not whole utterances).
     """
-    from models.architectures import frame_windows
-    from models.fit import FRAME_CONTEXT
+    from models.architectures import FRAME_CONTEXT, frame_windows
 
     win = frame_windows(feats, context=FRAME_CONTEXT, hop=1, floor=predictor.params.floor)
     layers = [n for n in predictor.forward.layer_names if n != "logits"]

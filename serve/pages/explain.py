@@ -17,6 +17,7 @@ import threading
 import numpy as np
 import panel as pn
 
+from engine.ablation import class_probs, masked_probs
 from engine.attribution import BASELINES, METHODS
 from serve.pages import explain_parts as EP
 
@@ -116,7 +117,7 @@ class ExplainPage:
         a = self.session.analyse(clip.wave)
         with self._lock:
             self.x = np.asarray(a.features, np.float32)
-            self.probs = EP.class_probs(self.acts_fn, self.x)
+            self.probs = class_probs(self.acts_fn, self.x)
             self.header.object = f"### {clip.name}: why **{self.labels[a.top]}**?"
             self._refill(self.target_select,  # one start() below
                          options={lab: i for i, lab in enumerate(self.labels)},
@@ -240,7 +241,7 @@ class ExplainPage:
         if self.ranking is None or self.table.value is None:
             return
         on = self.channels_on()
-        self.ablated_probs = EP.masked_probs(self.acts_fn, self.x, layer=self.ranking[0], on=on)
+        self.ablated_probs = masked_probs(self.acts_fn, self.x, layer=self.ranking[0], on=on)
         off = np.flatnonzero(~on).tolist()
         top = int(np.argmax(self.ablated_probs))
         self.ablation_note.object = (

@@ -1,5 +1,5 @@
 """Pieces of the Explain page that hold no widgets: attribution maps of one clip, the top-p %
-mask that is listened to, deletion/insertion curves and their chart, live channel ablation.
+mask that is listened to, deletion/insertion curves and their chart, the channel ablation table.
 
 Everything here takes one example ``x`` of shape ``(freq, time)`` (log10 feature units) and
 the model protocol of :mod:`engine.attribution` (``acts_fn`` / ``logits_fn``, pass the same
@@ -9,7 +9,6 @@ objects every call so the jit caches stay warm).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -156,29 +155,6 @@ def curve_chart(results: dict, *, mode: str, height: int = 300):
     fig.legend.location = "top_right" if mode == "deletion" else "bottom_right"
     fig.legend.click_policy = "hide"
     return fig
-
-
-@partial(jax.jit, static_argnames=("acts_fn",))
-def _probs(acts_fn, x):
-    return jax.nn.softmax(acts_fn(x)[0], axis=-1)
-
-
-def class_probs(acts_fn: Callable, x: np.ndarray) -> np.ndarray:
-    """Class probabilities ``(classes,)`` of one input ``(freq, time)`` through ``acts_fn``."""
-    return np.asarray(_probs(acts_fn, jnp.asarray(x, jnp.float32)[None])[0])
-
-
-@partial(jax.jit, static_argnames=("acts_fn", "layer"))
-def _masked_probs(acts_fn, x, layer, mask):
-    return jax.nn.softmax(acts_fn(x, mask={layer: mask})[0], axis=-1)
-
-
-def masked_probs(acts_fn: Callable, x: np.ndarray, *, layer: str, on: np.ndarray) -> np.ndarray:
-    """Class probabilities ``(classes,)`` of one input with the channels of ``layer`` where
-    ``on`` is False switched off (zero ablation, ``acts_fn(x, mask={layer: on})``)."""
-    on = np.asarray(on, np.float32)
-    return np.asarray(_masked_probs(acts_fn, jnp.asarray(x, jnp.float32)[None], layer,
-                                    jnp.asarray(on))[0])
 
 
 def ablation_frame(order: np.ndarray, drop: np.ndarray):

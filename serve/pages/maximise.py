@@ -24,10 +24,9 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource
 
+from engine.ablation import class_probs
 from serve.jobs import JobError, one_walk, session_runner
-from serve.pages.maximise_parts import (  # noqa: F401  (re-exported)
-    PRIOR_HINT, build_objective, build_regularisers, class_probs, layer_shapes,
-    npz_bytes, parse_index, setup_run, start_inputs)
+from serve.pages.maximise_parts import PRIOR_HINT, layer_shapes, npz_bytes, setup_run
 from serve.text import esc, live_text
 
 MODES = {"noise-to-class": "noise", "class-to-class (current clip)": "clip"}
@@ -246,8 +245,8 @@ class MaximisePage:
 
         x = self.result["x"]
         wave = np.asarray(spectrogram_to_audio(x, self.params, key=jax.random.PRNGKey(0)))
-        own = class_probs(self.predictor.acts_fn, x[None])[0]
-        sep = None if self.separate is None else class_probs(self.separate.acts_fn, x[None])[0]
+        own = class_probs(self.predictor.acts_fn, x)
+        sep = None if self.separate is None else class_probs(self.separate.acts_fn, x)
         self.result.update(wave=wave, own=own, separate=sep, status=job.status)
         self.runner.push(partial(self._show_result, job.status))
 

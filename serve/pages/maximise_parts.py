@@ -1,7 +1,6 @@
-"""Helpers of the Maximise page (:mod:`serve.pages.maximise`, which re-exports them): class
-probabilities and layer shapes of a model; a page config turned into its objective,
-regularisers, starting points and maximiser; the NPZ download; the in-place update of a Bokeh
-figure. No widgets here.
+"""Helpers of the Maximise page (:mod:`serve.pages.maximise`): layer shapes of a model; a page
+config turned into its objective, regularisers, starting points and maximiser; the NPZ
+download; the in-place update of a Bokeh figure. No widgets here.
 """
 
 from __future__ import annotations
@@ -21,16 +20,6 @@ from engine import objectives as obj
 
 PRIOR_HINT = ("No decoder prior is loaded. Train one with: "
               "`hearsight train --arch spectrogram_ae ...` and serve it alongside the model.")
-
-
-@partial(jax.jit, static_argnames=("fn",))
-def _probs(x: jax.Array, *, fn) -> jax.Array:
-    return jax.nn.softmax(fn(x)[0], axis=-1)
-
-
-def class_probs(acts_fn, x: np.ndarray) -> np.ndarray:
-    """Softmax ``(n, classes)`` of inputs ``(n, freq, time)`` through ``acts_fn``."""
-    return np.asarray(_probs(jnp.asarray(x, jnp.float32), fn=acts_fn))
 
 
 def layer_shapes(acts_fn, shape: tuple[int, int]) -> dict[str, tuple[int, ...]]:

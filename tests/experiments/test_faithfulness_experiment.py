@@ -18,13 +18,12 @@ import soundfile as sf
 from PIL import Image
 
 from data.features import FeatureParams, features_batch
-from engine.ablation import intervene
-from engine.attribution import METHODS, saliency
+from engine.attribution import METHODS, logits_from_acts, saliency
 from engine.faithfulness import evaluate
-from engine.attribution import logits_from_acts
 from experiments import EXPERIMENTS
 from experiments import faithfulness as XF
 from experiments.plots import SIZE
+from models.hooks import intervene
 
 PARAMS = FeatureParams(sample_rate=1000, duration_s=0.2, n_fft=32, hop_length=16,
                        window="hann", n_freq=16, n_frames=12)

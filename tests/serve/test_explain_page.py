@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from data.features import FeatureParams
-from engine.ablation import intervene
-from engine.attribution import METHODS
+from engine.attribution import METHODS, logits_from_acts
 from engine.faithfulness import auc
+from models.hooks import intervene
 from serve.config import Limits
 from serve.pages import explain_parts as EP
 from serve.pages.explain import ExplainPage
@@ -57,7 +57,7 @@ class FakePredictor:
 
     def __init__(self):
         self.acts_fn = acts_fn
-        self.logits_fn = EP.logits_from_acts(acts_fn)
+        self.logits_fn = logits_from_acts(acts_fn)
 
     def features(self, waves):
         return np.repeat(planted_x()[None], np.atleast_2d(waves).shape[0], axis=0)

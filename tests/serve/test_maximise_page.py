@@ -18,8 +18,8 @@ import soundfile as sf
 
 from data.features import FeatureParams
 from serve.config import Limits
-from serve.pages.maximise import (MaximisePage, build_objective, layer_shapes, npz_bytes,
-                                  parse_index)
+from serve.pages.maximise import MaximisePage
+from serve.pages.maximise_parts import build_objective, layer_shapes, npz_bytes, parse_index
 from serve.session import Session
 
 PARAMS = FeatureParams(sample_rate=1000, duration_s=0.1, n_fft=32, hop_length=8, n_freq=16,
