@@ -133,7 +133,8 @@ class LoadedModel:
     Attributes:
       spec: the model spec it was loaded from (``hf:PATH``, ...).
       input: its :class:`InputSpace`.
-      params: pytree of JAX arrays (weights and buffers), the first argument of ``apply``.
+      params: pytree of floating-point JAX arrays (weights and buffers), the first argument
+        of ``apply``.
       apply: ``apply(params, x) -> (logits, activations)``: pure JAX, jit-able and
         differentiable w.r.t. ``x``; ``x`` is ``(batch, *input.shape)`` float32, ``logits``
         ``(batch, len(labels))``, ``activations`` ``{layer.name: (batch, *layer.shape)}``.
@@ -196,7 +197,7 @@ def load_model(spec: str) -> LoadedModel:
 
 
 def parameter_count(params: Any) -> int:
-    """Number of scalars in a params pytree (weights and buffers)."""
+    """Number of scalars in a params pytree (floating-point weights and buffers)."""
     return int(sum(np.prod(np.shape(a)) for a in jax.tree_util.tree_leaves(params)))
 
 

@@ -248,12 +248,18 @@ def bridge_module(module, *, spec: str, input_space: InputSpace, taps: Sequence[
         warnings.simplefilter("ignore", FutureWarning)
         weights, fn = torchax.extract_jax(_make_tapped(model, taps, call))
 
+    # Shapes must stay concrete: ONNX graphs compute them with tensor ops (Shape, Gather,
+    # Concat) and branch on them in Python. So integer buffers (shape constants, index
+    # tables, BatchNorm's counter) are closed over instead of traced, only floating-point
+    # tensors are params, and ops on concrete values run at trace time.
+    weights, static = _split_static(weights)
+
     def apply(params, x):
-        with warnings.catch_warnings():  # runs while tracing only, once per shape
+        with warnings.catch_warnings(), jax.ensure_compile_time_eval():  # tracing time only
             # torch's int64 indices become JAX's int32 (x64 is off), as intended
             warnings.filterwarnings("ignore", message="Explicitly requested dtype int64",
                                     category=UserWarning)
-            return fn(params, (to_model(jnp.asarray(x, jnp.float32)),))
+            return fn({**params, **static}, (to_model(jnp.asarray(x, jnp.float32)),))
 
     try:
         _, acts = jax.eval_shape(apply, weights, jax.ShapeDtypeStruct(
@@ -264,6 +270,12 @@ def bridge_module(module, *, spec: str, input_space: InputSpace, taps: Sequence[
     facts = {"torchax": torchax.__version__, "torch": torch.__version__, "ops": ops}
     return LoadedModel(spec=spec, input=input_space, params=weights, apply=apply,
                        labels=labels, layers=layers, info={**(info or {}), **facts})
+
+
+def _split_static(weights: dict) -> tuple[dict, dict]:
+    """``(floating-point tensors, the rest)`` of torchax's weights dict."""
+    floating = {k: v for k, v in weights.items() if jnp.issubdtype(v.dtype, jnp.inexact)}
+    return floating, {k: v for k, v in weights.items() if k not in floating}
 
 
 def _labels(labels: Sequence[str] | None, n: int, spec: str) -> tuple[str, ...]:
