@@ -16,7 +16,9 @@ Layouts are channels-last, as in the flax models and the ablation protocol of
 
 Model specs name a model everywhere one is named; :func:`load_model` dispatches on the
 prefix: ``hf:PATH`` (a local Hugging Face folder), ``torch:package.module:factory`` and
-``onnx:FILE``. Adapters register themselves in :data:`ADAPTERS`.
+``onnx:FILE``. Adapters register themselves in :data:`ADAPTERS`. hearsight's own flax
+models come behind the contract through :func:`flax_adapter` (their specs, ``module:factory``
+and checkpoint folders, are resolved by the registry and checkpoints).
 """
 
 from __future__ import annotations
@@ -194,6 +196,50 @@ def load_model(spec: str) -> LoadedModel:
                          f"{', '.join(f'{p}:...' for p in ADAPTERS)} "
                          "(hf:PATH, torch:package.module:factory, onnx:FILE)")
     return _loader(prefix)(rest)
+
+
+_RANK_KINDS = {3: "freq_time", 2: "sequence", 1: "vector"}
+
+
+def flax_adapter(model, *, features: FeatureParams, labels: tuple[str, ...] | list[str],
+                 spec: str) -> LoadedModel:
+    """One of hearsight's own flax ``nnx`` clip classifiers behind the contract.
+
+    ``model`` follows the protocol of :mod:`models.registry` (sows ``layer_names``; input
+    ``(batch, freq, time)`` features of ``features``, e.g. a checkpoint's ``FeatureParams``).
+    ``apply(state, x)`` merges the split model inside the traced function (one jit boundary,
+    CONVENTIONS 3); conv maps ``(freq, time, channels)`` are ``"freq_time"``, dense outputs
+    ``"vector"``. The input space carries ``feature_params``, so the engine inverts it with
+    its own Griffin-Lim. Frame-window models (``frame_mlp``) are not clip models: refused.
+    """
+    from functools import partial
+
+    from flax import nnx
+
+    from data.features import features as compute_features
+    from models.architectures import call_with_intermediates
+
+    shape = tuple(int(s) for s in getattr(model, "input_shape", features.shape))
+    if shape != features.shape:
+        raise ValueError(f"{spec}: the model takes inputs of shape {shape}, its features are "
+                         f"{features.shape}; only clip models open behind the contract")
+    model.eval()
+    graphdef, state = nnx.split(model)
+    names = tuple(model.layer_names)
+
+    def apply(state, x):
+        logits, acts = call_with_intermediates(nnx.merge(graphdef, state), x)
+        return logits, {name: acts[name] for name in names}
+
+    _, acts = jax.eval_shape(apply, state, jax.ShapeDtypeStruct((1, *shape), np.float32))
+    layers = tuple(LayerInfo(n, _RANK_KINDS[acts[n].ndim - 1], tuple(acts[n].shape[1:]))
+                   for n in names)
+    space = InputSpace("features", features.sample_rate, features.n_samples, shape,
+                       features=partial(compute_features, params=features),
+                       feature_params=features)
+    return LoadedModel(spec=spec, input=space, params=state, apply=apply,
+                       labels=tuple(str(label) for label in labels), layers=layers,
+                       info={"adapter": "flax", "architecture": type(model).__name__})
 
 
 def parameter_count(params: Any) -> int:
