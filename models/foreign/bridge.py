@@ -16,6 +16,8 @@ one abstract trace (``jax.eval_shape``) proves every op lowers; either failing r
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -87,9 +89,28 @@ def _torch_layout(kind: str, value: jax.Array) -> jax.Array:
     return jnp.moveaxis(value, -1, 1) if kind in _CHANNELS_FIRST else value
 
 
+# torchax swaps the traced weights into the module's attributes while it traces (torch.func
+# style reparametrisation), and warnings.catch_warnings is process-wide: one trace at a time.
+# Tracing holds the GIL anyway; compiled calls never take the lock.
+_TRACING = threading.RLock()
+# The activations of the trace under way in this thread (or task); None outside one. Hooks
+# stay registered and write here, so two threads tracing the same model never mix layers.
+_RECORDING: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "hearsight_foreign_acts", default=None)
+
+
 def _make_tapped(model, taps: Sequence[Tap], call: Call):
-    """A wrapper module whose forward returns ``(logits, {name: channels-last activation})``."""
+    """A wrapper module whose forward returns ``(logits, {name: channels-last activation})``.
+
+    The hooks are registered once on ``model``'s submodules; outside a bridged trace they do
+    nothing (a plain PyTorch call of the model is unchanged).
+    """
     import torch
+
+    env = import_torchax().default_env()
+    subs = dict(model.named_modules())
+    for t in taps:
+        _register(subs[t.module], t, env)
 
     class Tapped(torch.nn.Module):
         def __init__(self):
@@ -97,22 +118,22 @@ def _make_tapped(model, taps: Sequence[Tap], call: Call):
             self.model = model
 
         def forward(self, x):
-            env = import_torchax().default_env()
-            acts: dict[str, jax.Array] = {}
-            subs = dict(self.model.named_modules())
-            handles = [_register(subs[t.module], t, acts, env) for t in taps]
+            token = _RECORDING.set({})
             try:
                 logits = call(self.model, x)
+                acts = _RECORDING.get()
             finally:
-                for h in handles:
-                    h.remove()
+                _RECORDING.reset(token)
             return logits, {t.name: acts[t.name] for t in taps}
 
     return Tapped()
 
 
-def _register(sub, t: Tap, acts: dict, env):
+def _register(sub, t: Tap, env):
     def seen(value):
+        acts = _RECORDING.get()
+        if acts is None:
+            return None
         v = _canonical(t.kind, env.t2j_iso(_first_tensor(value)))
         changed = tap(t.name, v)
         acts[t.name] = changed
@@ -255,7 +276,7 @@ def bridge_module(module, *, spec: str, input_space: InputSpace, taps: Sequence[
     weights, static = _split_static(weights)
 
     def apply(params, x):
-        with warnings.catch_warnings(), jax.ensure_compile_time_eval():  # tracing time only
+        with _TRACING, warnings.catch_warnings(), jax.ensure_compile_time_eval():
             # torch's int64 indices become JAX's int32 (x64 is off), as intended
             warnings.filterwarnings("ignore", message="Explicitly requested dtype int64",
                                     category=UserWarning)

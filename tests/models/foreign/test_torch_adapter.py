@@ -149,3 +149,33 @@ def test_bad_spec_is_a_clear_error(monkeypatch):
 def test_unknown_prefix_names_the_adapters():
     with pytest.raises(ValueError, match="hf:PATH, torch:package.module:factory, onnx:FILE"):
         load_model("keras:model.h5")
+
+
+def test_threads_tracing_one_model_keep_their_own_layers():
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = load_model(SPEC)
+    rng = np.random.default_rng(3)
+    xs = [rng.uniform(-1, 1, (b, 4000)).astype(np.float32) for b in (1, 2, 3, 4)]
+    with ThreadPoolExecutor(4) as pool:  # four traces (one per batch size) at once
+        outs = list(pool.map(lambda x: jax.jit(model.apply)(model.params, x), xs))
+    for x, (logits, acts) in zip(xs, outs):
+        ref_logits, ref_acts, _ = _reference(x)
+        np.testing.assert_allclose(np.asarray(logits), ref_logits, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(np.asarray(acts["conv2"]), ref_acts["conv2"], atol=1e-4,
+                                   rtol=0)
+
+
+def test_bridging_leaves_the_pytorch_module_as_it_was():
+    import foreign_builders
+
+    module, spec = foreign_builders.make_cnn()
+    x = torch.from_numpy(np.random.default_rng(4).uniform(-1, 1, (2, 4000)).astype(np.float32))
+    with torch.no_grad():
+        before = module.eval()(x).numpy()
+    model = bridge_module(module, spec="torch:cnn", input_space=InputSpace(
+        "waveform", 4000, 4000, (4000,)), taps=[Tap("conv1", "conv1")])
+    with torch.no_grad():
+        np.testing.assert_array_equal(module(x).numpy(), before)  # hooks are inert outside
+    np.testing.assert_allclose(np.asarray(jax.jit(model.apply)(model.params, x.numpy())[0]),
+                               before, atol=1e-4, rtol=0)
