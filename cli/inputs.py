@@ -14,7 +14,7 @@ DEFAULT_ARCH = "soomro_cnn"  # trains to ~90 % on synth within the first-run bud
 
 
 def default_model_dir() -> Path:
-    """Where the first-run default model (ddevis_cnn on the synth corpus) is cached."""
+    """Where the first-run default model (``DEFAULT_ARCH`` on ``DEFAULT_CORPUS``) is cached."""
     return cache_home() / "models" / f"default-{DEFAULT_ARCH}-{DEFAULT_CORPUS}"
 
 
