@@ -29,8 +29,10 @@ def add_parser(sub) -> None:
 
 
 def run(args):
+    from models.checkpoint import check_replaceable
     from models.fit import FitConfig, fit
 
+    check_replaceable(args.out)  # refuse a foreign --out before synthesising or training
     corpus = open_corpus_args(args.corpus, args)
     config = FitConfig(arch=args.arch, features=args.features, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.lr,

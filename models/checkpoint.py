@@ -167,8 +167,9 @@ def _int_in(value, lo: int, hi: int) -> bool:
 def check_replaceable(directory: str | Path) -> None:
     """Refuse to write a checkpoint over a folder hearsight did not make.
 
-    ``directory`` may be missing, empty, or a checkpoint (``metadata.json`` naming an
-    ``arch``, and nothing but :data:`OWN_ENTRIES`); anything else — ``/etc``, a folder with
+    ``directory`` may be missing, empty, or hearsight's own: nothing but :data:`OWN_ENTRIES`
+    (a run in progress holds only ``.last``/``.best``), with a ``metadata.json`` that names an
+    ``arch`` where there is one; anything else — ``/etc``, a folder with
     someone's thesis in it — raises :class:`CheckpointError` before any training or writing.
     """
     directory = Path(directory).absolute()
@@ -185,8 +186,8 @@ def check_replaceable(directory: str | Path) -> None:
     if not entries:
         return
     foreign = [e for e in entries if e not in OWN_ENTRIES]
-    meta_ok = False
-    if (directory / "metadata.json").is_file():
+    meta_ok = True  # only .last/.best: a training run in progress writes those first
+    if "metadata.json" in entries:
         try:
             meta_ok = isinstance(read_metadata(directory).get("arch"), str)
         except CheckpointError:

@@ -166,10 +166,11 @@ def fit(corpus, out_dir: str | Path, config: FitConfig = FitConfig(), *,
 
     Returns the metadata written beside the checkpoint (with test metrics).
     """
-    from models.checkpoint import save_checkpoint
+    from models.checkpoint import check_replaceable, save_checkpoint
     from models.registry import build_model
     from models.train import evaluate
 
+    check_replaceable(out_dir)  # before any work: never train towards a refused save
     if config.arch == "spectrogram_ae":
         return fit_autoencoder(corpus, out_dir, config, progress=progress, log=log)
     params = feature_params_for(config.arch, config.features)
