@@ -133,7 +133,7 @@ def killed_training(tmp: Path, corpus: Path) -> dict:
 
 
 def killed_store(tmp: Path) -> list[dict]:
-    from data.activations import open_activation_store
+    from data.activations_read import open_activation_store
 
     store = tmp / "store"
     writer = [sys.executable, "-c", STORE_WRITER]

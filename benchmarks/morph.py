@@ -36,7 +36,8 @@ import datashader.transfer_functions as tf  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from viz.embeddings import default_color_key, make_morph_cloud, morph_frame  # noqa: E402
+from viz.embeddings import make_morph_cloud, morph_frame  # noqa: E402
+from viz.embeddings_shade import default_color_key  # noqa: E402
 
 SIZE = 800
 LAYERS = 5

@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
 def run(args):
     import jax
 
-    from data.activations import open_activation_store
+    from data.activations_read import open_activation_store
     from engine.projection import align_layers, layout_of
 
     store = open_activation_store(args.activations)

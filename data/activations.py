@@ -43,9 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.activations_read import (  # noqa: F401  (re-exported)
-    ACTS, CATEGORICAL, FORMAT, MANIFEST, META_COLUMNS, PART, VERSION, ActivationStore,
-    open_activation_store)
+from data.activations_read import ACTS, FORMAT, MANIFEST, PART, VERSION
 
 LEVELS = ("utterance", "frame")
 

@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from viz.embeddings_shade import (  # noqa: F401  (re-exported)
-    datashaded, default_color_key, points_element, shade)
+from viz.embeddings_shade import shade
 from viz.numba_cache import use_hearsight_cache
 
 CAT = "c"

@@ -162,7 +162,8 @@ class CloudView:
         colourings of one method share its layout arrays)."""
         from dataclasses import replace
 
-        from viz.embeddings import default_color_key, make_morph_cloud
+        from viz.embeddings import make_morph_cloud
+        from viz.embeddings_shade import default_color_key
 
         name, colour = self.name, self.colour
         if (name, colour) not in self._clouds:

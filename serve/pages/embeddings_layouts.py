@@ -79,8 +79,8 @@ def ensure_store(predictor, items: Sequence, *, model_dir, level: str = "utteran
     Returns:
       ``(ActivationStore, computed)``; ``computed`` is False when the store was reused.
     """
-    from data.activations import (compute_activation_batches, open_activation_store,
-                                  write_activation_store)
+    from data.activations import compute_activation_batches, write_activation_store
+    from data.activations_read import open_activation_store
 
     if not items:
         raise ValueError("no corpus items to compute activations of; the model's corpus has "

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from cli.main import build_parser, main
-from data.activations import open_activation_store
+from data.activations_read import open_activation_store
 
 
 def test_parser_accepts_documented_arguments():

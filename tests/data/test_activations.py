@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from data.activations import (BatchActs, compute_activation_batches, open_activation_store,
-                              pool_activation, write_activation_store)
+from data.activations import BatchActs, compute_activation_batches, pool_activation, write_activation_store
+from data.activations_read import open_activation_store
 
 
 def _batch(rng, start, n, *, frames=None):

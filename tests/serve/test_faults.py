@@ -141,7 +141,7 @@ def test_killed_training_resumes_from_its_last_epoch(tiny_fsdd, tmp_path, monkey
     with pytest.raises(Killed):
         _fit(corpus, out, epochs=3, on_epoch=_kill_after_first)
     assert not (out / "metadata.json").exists()  # the run is visibly incomplete
-    _, last = load_checkpoint(out / ".last")
+    _, last = load_checkpoint(out / ".last", trusted_arch=BYO)
     assert [h["epoch"] for h in last["metrics"]["history"]] == [1]
     seen = []
     meta = _fit(corpus, out, epochs=3, resume=True, on_epoch=lambda e, m, x: seen.append(e))
@@ -150,7 +150,7 @@ def test_killed_training_resumes_from_its_last_epoch(tiny_fsdd, tmp_path, monkey
     assert history[0] == last["metrics"]["history"][0]  # epoch 1 is kept, not retrained
     assert meta["metrics"]["best_epoch"] == 1 + int(np.argmax([h["valid_acc"] for h in history]))
     assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "state"]  # .last gone
-    load_checkpoint(out)
+    load_checkpoint(out, trusted_arch=BYO)
 
 
 def test_resume_with_no_epochs_left_finalises_the_saved_weights(tiny_fsdd, tmp_path,
@@ -164,9 +164,9 @@ def test_resume_with_no_epochs_left_finalises_the_saved_weights(tiny_fsdd, tmp_p
     corpus, out = open_corpus(f"fsdd:{tiny_fsdd}", progress=False), tmp_path / "run"
     with pytest.raises(Killed):
         _fit(corpus, out, epochs=1, on_epoch=_kill_after_first)
-    saved, _ = load_checkpoint(out / ".last")
+    saved, _ = load_checkpoint(out / ".last", trusted_arch=BYO)
     meta = _fit(corpus, out, epochs=1, resume=True)  # nothing left to train
-    final, _ = load_checkpoint(out)
+    final, _ = load_checkpoint(out, trusted_arch=BYO)
     x = np.random.default_rng(1).uniform(-4, 0, (3, *ddevis_stft().shape)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(call_with_intermediates(final, x)[0]),
                                   np.asarray(call_with_intermediates(saved, x)[0]))
@@ -208,7 +208,8 @@ def _batches(n_batches: int, fail_after: int | None = None):
 
 
 def test_interrupted_store_overwrite_keeps_the_complete_store(tmp_path):
-    from data.activations import open_activation_store, write_activation_store
+    from data.activations import write_activation_store
+    from data.activations_read import open_activation_store
 
     out = tmp_path / "store"
     write_activation_store(out, _batches(2), level="utterance")
@@ -227,7 +228,8 @@ def test_interrupted_store_overwrite_keeps_the_complete_store(tmp_path):
 def test_next_write_removes_the_folders_of_killed_writers_only(tmp_path):
     import os
 
-    from data.activations import open_activation_store, write_activation_store
+    from data.activations import write_activation_store
+    from data.activations_read import open_activation_store
 
     out = tmp_path / "store"
     dead = tmp_path / "store.tmp-4194305"              # above Linux's pid_max: no such process

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from viz.embeddings import (aggregate, aggregate_datashader, aggregate_morph, datashaded,
-                            default_color_key, layout_ranges, make_morph_cloud, morph_frame,
-                            morph_points, point_frame, points_element, shade)
+from viz.embeddings import (aggregate, aggregate_datashader, aggregate_morph, layout_ranges,
+                            make_morph_cloud, morph_frame, morph_points, point_frame)
+from viz.embeddings_shade import datashaded, default_color_key, points_element, shade
 
 CATS = ["a", "b", "c"]
 
