@@ -13,13 +13,17 @@ def add_parser(sub) -> None:
     e.add_argument("--split-by", default="default", choices=["default", "speaker"])
     e.add_argument("--holdout-speaker", default=None)
     e.add_argument("--json", action="store_true")
+    e.add_argument("--arch", default=None, metavar="ENTRY",
+                   help="trust this bring-your-own entry point 'package.module:factory' "
+                        "(a checkpoint naming one is refused without it; registered "
+                        "architectures need nothing)")
 
 
 def run(args):
     from data.dataset import load_split
     from engine.predictor import Predictor
 
-    predictor = Predictor.load(resolve_model(args.model))
+    predictor = Predictor.load(resolve_model(args.model), trusted_arch=args.arch)
     corpus = open_corpus_args(args.corpus, args)
     if list(corpus.labels) != predictor.labels:
         missing = sorted(set(corpus.labels) - set(predictor.labels))

@@ -11,6 +11,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="probabilities of every class for audio files")
     p.add_argument("--model", default=None, help="checkpoint folder (default: the cached default)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--arch", default=None, metavar="ENTRY",
+                   help="trust this bring-your-own entry point 'package.module:factory' "
+                        "(a checkpoint naming one is refused without it; registered "
+                        "architectures need nothing)")
     p.add_argument("files", nargs="+")
 
 
@@ -19,7 +23,7 @@ def run(args) -> int:
     from data.names import display_name
     from engine.predictor import Predictor
 
-    predictor = Predictor.load(resolve_model(args.model))
+    predictor = Predictor.load(resolve_model(args.model), trusted_arch=args.arch)
     records = predictor.predict_files(args.files)
     for r in records:  # names may hold undecodable bytes or control characters
         r["file"] = display_name(r["file"], limit=200)

@@ -25,6 +25,10 @@ def add_parser(sub) -> None:
                         "client id/secret from HEARSIGHT_OAUTH_KEY / HEARSIGHT_OAUTH_SECRET")
     s.add_argument("--oauth-redirect-uri", default=None, help="OAuth callback URL, if proxied")
     s.add_argument("--show", action="store_true", help="open a browser tab")
+    s.add_argument("--arch", default=None, metavar="ENTRY",
+                   help="trust this bring-your-own entry point 'package.module:factory' "
+                        "(a checkpoint naming one is refused without it; registered "
+                        "architectures need nothing)")
     s.add_argument("--separate", default=None,
                    help="a second classifier (other seed) whose verdict the Maximise page shows")
     s.add_argument("--prior", default=None, help="spectrogram_ae checkpoint: the decoder prior")
@@ -47,7 +51,8 @@ def run(args):
                  basic_auth=args.basic_auth, show=args.show, separate=args.separate,
                  prior=args.prior, projection=args.projection,
                  oauth_provider=getattr(args, "oauth_provider", None),
-                 oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None), procs=procs)
+                 oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None), procs=procs,
+                 trusted_arch=getattr(args, "arch", None))
 
 
 def jax_started() -> bool:

@@ -34,12 +34,15 @@ class Predictor:
     _extra: dict = field(default_factory=dict)
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Predictor":
-        """Load a checkpoint folder (raises ``CheckpointError`` with the remedy when broken)."""
+    def load(cls, directory: str | Path, trusted_arch: str | None = None) -> "Predictor":
+        """Load a checkpoint folder (raises ``CheckpointError`` with the remedy when broken).
+
+        ``trusted_arch``: the entry point the operator passed (``--arch``); see
+        :func:`models.checkpoint.load_checkpoint`."""
         from engine.forward import make_forward
         from models.checkpoint import load_checkpoint
 
-        model, metadata = load_checkpoint(directory)
+        model, metadata = load_checkpoint(directory, trusted_arch=trusted_arch)
         params = FeatureParams.from_dict(metadata["features"])
         model.eval()
         fwd = make_forward(model, floor=params.floor)

@@ -293,20 +293,46 @@ def _restore_into(model: nnx.Module, state_dir: Path, directory: Path, arch: str
     nnx.update(model, state)
 
 
-def load_checkpoint(directory: str | Path) -> tuple[nnx.Module, dict]:
+def check_trusted_arch(arch: str, trusted_arch: str | None,
+                       directory: Path | str = "<checkpoint>") -> None:
+    """Refuse to import an entry point that only the checkpoint file names.
+
+    Registered names are built from hearsight's own code. An entry point
+    (``package.module:factory``) is imported and run, so it must also come from the operator:
+    ``trusted_arch`` (``--arch`` on the command line) has to equal it.
+    """
+    from models.registry import ARCHITECTURES
+
+    if arch in ARCHITECTURES or ":" not in arch or arch == trusted_arch:
+        return
+    raise CheckpointError(
+        f"checkpoint {Path(directory)}: its arch {arch!r} is an entry point read from the "
+        "checkpoint file, which alone is not trusted to name code to import; if you trust it, "
+        f"pass --arch {arch} (trusted_arch={arch!r})")
+
+
+def load_checkpoint(directory: str | Path, *,
+                    trusted_arch: str | None = None) -> tuple[nnx.Module, dict]:
     """Load a checkpoint saved by :func:`save_checkpoint`.
 
+    Args:
+      directory: the checkpoint folder.
+      trusted_arch: the entry point the operator vouches for (``--arch``); a checkpoint whose
+        ``arch`` is an entry point other than this is refused before anything is imported.
+        Registered architectures load without it.
     Returns:
       ``(model, metadata)``; the model is in eval mode.
     Raises:
       CheckpointError: missing folder, missing/corrupt/invalid metadata, unknown
-        format_version, missing/corrupt state, state that does not fit the architecture.
+        format_version, an untrusted entry point, missing/corrupt state, state that does not
+        fit the architecture.
     """
     directory = Path(directory).absolute()
     if not directory.is_dir():
         raise _fail("no such checkpoint folder", directory)
     meta = read_metadata(directory)
     validate_metadata(meta, directory)
+    check_trusted_arch(meta["arch"], trusted_arch, directory)
     arch, kw = meta["arch"], meta["arch_kwargs"]
     state_dir = directory / "state"
     if not state_dir.is_dir():

@@ -84,7 +84,7 @@ def _resume_point(out_dir: Path, base: dict, log) -> tuple[object | None, list[d
     if not (last / "metadata.json").is_file():
         log(f"--resume: no interrupted run in {out_dir} (no {LAST} checkpoint); starting afresh")
         return None, []
-    model, meta = load_checkpoint(last)
+    model, meta = load_checkpoint(last, trusted_arch=base["arch"])
     for key in ("arch", "arch_kwargs", "labels", "features", "corpus"):
         if meta.get(key) != base[key]:
             raise ValueError(f"--resume: {last} was trained with another {key} "
@@ -149,7 +149,8 @@ def _train(model, data, config: FitConfig, out_dir: Path, base: dict, history: l
     accs = [h["valid_acc"] for h in history]
     best_epoch = int(np.argmax(accs)) + 1
     if best_epoch <= offset:
-        model, _ = load_checkpoint(Path(out_dir) / BEST)  # the best epoch came before resuming
+        # the best epoch came before resuming
+        model, _ = load_checkpoint(Path(out_dir) / BEST, trusted_arch=config.arch)
     return model, best_epoch
 
 

@@ -18,10 +18,11 @@ class Shared:
 
     def __init__(self, model_dir: str | Path, limits: Limits | None = None, *,
                  separate: str | Path | None = None, prior: str | Path | None = None,
-                 projection: str | Path | None = None):
+                 projection: str | Path | None = None, trusted_arch: str | None = None):
         from engine.predictor import Predictor
 
-        self.predictor = Predictor.load(model_dir)
+        self.trusted_arch = trusted_arch  # the operator's --arch: an entry point to import
+        self.predictor = Predictor.load(model_dir, trusted_arch=trusted_arch)
         self.limits = limits or Limits.from_env()
         self.model_dir = str(model_dir)
         self._items = None
@@ -36,7 +37,7 @@ class Shared:
             return None
         from engine.predictor import Predictor
 
-        other = Predictor.load(directory)
+        other = Predictor.load(directory, trusted_arch=self.trusted_arch)
         if other.labels != self.predictor.labels or other.params != self.predictor.params:
             raise ValueError(f"--separate {directory}: labels or features differ from the model's")
         return other
@@ -159,7 +160,7 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
           allow_websocket_origin: list[str] | None = None, basic_auth: str | None = None,
           show: bool = False, start: bool = True, separate=None, prior=None, projection=None,
           oauth_provider: str | None = None, oauth_redirect_uri: str | None = None,
-          procs: int = 1):
+          procs: int = 1, trusted_arch: str | None = None):
     """Start the server (blocking when ``start``); returns the bokeh ``Server``.
 
     ``procs`` > 1 forks that many worker processes sharing the port (Bokeh's ``num_procs``);
@@ -175,12 +176,14 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
         raise ValueError(f"--procs must be 1..64, got {procs}")
     limits = Limits.from_env()  # a bad HEARSIGHT_* value fails before the model loads
     kwargs = auth_kwargs(basic_auth, oauth_provider, oauth_redirect_uri)
-    options = dict(separate=separate, prior=prior, projection=projection)
+    options = dict(separate=separate, prior=prior, projection=projection,
+                   trusted_arch=trusted_arch)
     if procs > 1:
-        from models.checkpoint import read_metadata, validate_metadata
+        from models.checkpoint import check_trusted_arch, read_metadata, validate_metadata
 
         meta = read_metadata(Path(model_dir))  # a bad folder fails now, before forking
         validate_metadata(meta, model_dir)
+        check_trusted_arch(meta["arch"], trusted_arch, model_dir)
         arch = meta["arch"]
         lazy = PerProcess(model_dir, limits, **options)
         app = lambda: build_session(lazy.get())  # noqa: E731

@@ -48,7 +48,7 @@ def test_byo_model_builds_trains_forwards_and_round_trips(byo_path, tmp_path):
     meta = {"arch": ENTRY, "arch_kwargs": {"n_classes": 2, "input_shape": list(SHAPE)},
             "labels": ["no", "yes"], "features": FeatureParams().to_dict()}
     path = save_checkpoint(tmp_path / "byo", model, meta)
-    loaded, meta2 = load_checkpoint(path)
+    loaded, meta2 = load_checkpoint(path, trusted_arch=ENTRY)
     assert meta2["arch"] == ENTRY
     np.testing.assert_allclose(_linear_logits(loaded, x), _linear_logits(model, x), rtol=1e-6)
 
