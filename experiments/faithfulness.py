@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from engine.attribution import METHODS, logits_from_acts
+from engine.attribution import METHODS
+from engine.attribution.options import conv_layer_names, method_options, model_fns
 from engine.faithfulness import MODES, evaluate, fractions, faithfulness_summary
 
 
@@ -74,39 +73,6 @@ def subset(n_items: int, n: int, *, seed: int) -> np.ndarray:
         raise ValueError(f"--n must be >= 1, got {n}")
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_items, size=min(n, n_items), replace=False))
-
-
-def model_fns(predictor) -> tuple[Callable | None, Callable | None]:
-    """``(acts_fn, logits_fn)`` of a predictor (the protocol of :mod:`engine.attribution`);
-    ``logits_fn`` falls back to a view of ``acts_fn``; ``(None, None)`` without ``acts_fn``."""
-    acts_fn = getattr(predictor, "acts_fn", None)
-    if acts_fn is None:
-        return None, None
-    logits_fn = getattr(predictor, "logits_fn", None)
-    return acts_fn, logits_fn if logits_fn is not None else logits_from_acts(acts_fn)
-
-
-def last_conv_layer(acts_fn: Callable, shape: tuple[int, int]) -> str | None:
-    """The last NHWC (4-D) activation of ``acts_fn`` for inputs of ``shape``, or None."""
-    acts = jax.eval_shape(lambda z: acts_fn(z)[1], jax.ShapeDtypeStruct((1, *shape), jnp.float32))
-    return ([k for k, v in acts.items() if len(v.shape) == 4] or [None])[-1]
-
-
-def method_options(shape: tuple[int, int], *, steps: int, baseline: str, layer: str | None,
-                   floor: float, seed: int, smooth_n: int = 16) -> dict[str, dict]:
-    """Keyword arguments of every attribution method for inputs of ``shape`` (freq, time).
-
-    Occlusion slides a window of two patches of the Explain page's curves (a twentieth of the
-    bins by a thirtieth of the frames: 8 × 5 on d-DeVIS's 160 × 150 input) with a one-patch
-    stride, as the page does.
-    """
-    pf, pt = max(1, shape[0] // 20), max(1, shape[1] // 30)
-    return {"saliency": {}, "gradient_x_input": {},
-            "integrated_gradients": {"steps": int(steps), "baseline": baseline, "floor": floor},
-            "smoothgrad": {"key": jax.random.PRNGKey(seed), "n": int(smooth_n)},
-            "grad_cam": {"layer": layer},
-            "occlusion": {"window": (min(2 * pf, shape[0]), min(2 * pt, shape[1])),
-                          "stride": (pf, pt), "baseline": baseline, "floor": floor}}
 
 
 def load_predictor(model_dir):
@@ -222,7 +188,7 @@ def run(args) -> dict:
         raise ValueError(f"the model in {model_dir} does not expose acts_fn (see "
                          "engine.attribution's protocol)")
     shape = tuple(predictor.params.shape)
-    layer = args.layer or last_conv_layer(acts_fn, shape)
+    layer = args.layer or (conv_layer_names(acts_fn, shape) or [None])[-1]
     if layer is None and "grad_cam" in methods:
         methods = tuple(m for m in methods if m != "grad_cam")  # no conv layer to explain
     options = method_options(shape, steps=args.ig_steps, baseline=args.baseline, layer=layer,

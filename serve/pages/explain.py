@@ -19,6 +19,7 @@ import panel as pn
 
 from engine.ablation import class_probs, masked_probs
 from engine.attribution import BASELINES, METHODS
+from engine.attribution.options import conv_layer_names, method_options, model_fns
 from serve.pages import explain_parts as EP
 
 N_STEPS = 21  # points of each deletion / insertion curve
@@ -29,14 +30,14 @@ class ExplainPage:
 
     def __init__(self, session):
         self.session, self.params = session, session.params
-        self.acts_fn, self.logits_fn = EP.model_fns(session.predictor)
+        self.acts_fn, self.logits_fn = model_fns(session.predictor)
         self.labels = list(session.predictor.labels)
         self.x = self.probs = self.ranking = self.kept_spec = self.ablated_probs = None
         self.maps: dict[str, np.ndarray] = {}
         self.results: dict = {}
         self._gen, self._thread, self._lock = 0, None, threading.RLock()
         self._syncing = False  # True while a widget is refilled: the watchers skip
-        self.conv_layers = (EP.conv_layer_names(self.acts_fn, self.params.shape)
+        self.conv_layers = (conv_layer_names(self.acts_fn, self.params.shape)
                             if self.acts_fn is not None else [])
         self._build_widgets()
         session.on_clip(self._on_clip)
@@ -145,7 +146,7 @@ class ExplainPage:
 
     def _compute(self, gen: int) -> None:
         x, target = self.x, int(self.target_select.value)
-        opts = EP.method_options(x.shape, steps=self.steps_slider.value,
+        opts = method_options(x.shape, steps=self.steps_slider.value,
                                  baseline=self.baseline_select.value,
                                  layer=self.layer_select.value, floor=self.params.floor)
         try:
