@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import panel as pn
 
 from serve.recorder import Recorder
 from serve.text import esc, live_text
 
 ACCEPT = ".wav,.flac,.ogg,.mp3,.WAV,.FLAC,.OGG,.MP3"
+log = logging.getLogger("hearsight.serve.audio_in")
 
 
 class AudioIn:
@@ -87,8 +90,37 @@ class AudioIn:
             self.item.value = next(iter(options.values()), None)
 
     def _on_upload(self, event) -> None:
-        if event.new:
-            self.session.load_bytes(event.new, self.upload.filename or "upload", source="upload")
+        if not event.new:
+            return
+        data, name = event.new, self.upload.filename or "upload"
+        try:
+            self._guarded("upload", name, len(data),
+                          lambda: self.session.load_bytes(data, name, source="upload"))
+        finally:
+            self._forget_upload()
+
+    def _forget_upload(self) -> None:
+        """Empty the upload, here and in the browser, so the same file again is a new value.
+
+        An unchanged value fires no watcher: the same file uploaded again, after another clip
+        or under another name, did nothing. ``value`` and ``filename`` are not sent to the
+        browser; :meth:`FileInput.clear` empties its input there (and bokeh's copy here)."""
+        self.upload.param.update(value=None, filename=None)
+        self.upload.clear()
+
+    def _guarded(self, what: str, name: str, size: int, load) -> None:
+        """Run ``load``; an unexpected failure is shown and logged as name, size and reason.
+
+        Left to Panel, a failing watcher is logged with the changed property, which for an
+        upload is the whole file as text (57 MB of log for a 15 MB upload)."""
+        from serve.session import safe_name
+
+        try:
+            load()
+        except Exception as exc:  # noqa: BLE001 - the session must go on, and quietly
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            log.error("%s failed: %s, %d bytes: %s", what, safe_name(name), size, reason)
+            self.session.error(f"{safe_name(name)}: could not be loaded ({reason}).")
 
     def _on_record(self, event) -> None:
         if not event.new:
@@ -98,7 +130,9 @@ class AudioIn:
         except ValueError as exc:
             self.session.error(str(exc))
             return
-        self.session.load_bytes(data, f"recording-{self.recorder.count}.wav", source="record")
+        name = f"recording-{self.recorder.count}.wav"
+        self._guarded("recording", name, len(data),
+                      lambda: self.session.load_bytes(data, name, source="record"))
 
     def _on_record_error(self, event) -> None:
         if event.new:

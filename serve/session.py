@@ -109,12 +109,13 @@ class Session:
     def load_bytes(self, data: bytes, name: str, *, source: str = "upload") -> bool:
         """Decode uploaded/recorded bytes; on bad input show the reason and keep going."""
         from data.audio import AudioError, check_not_silent, fit_to_window, load_audio, peak_normalise
+        from data.limits import bytes_over
 
         limits = self.shared.limits
         try:
             if len(data) > limits.upload_bytes:
-                raise AudioError(f"{safe_name(name)}: file is {len(data) / 1e6:.1f} MB, over the "
-                                 f"{limits.upload_bytes / 1e6:.0f} MB limit; trim it first")
+                raise AudioError(f"{safe_name(name)}: file is "
+                                 f"{bytes_over(len(data), limits.upload_bytes)}; trim it first")
             wave, sr = load_audio(data, sample_rate=self.params.sample_rate,
                                   max_seconds=limits.clip_seconds, name=safe_name(name),
                                   max_bytes=limits.upload_bytes)
