@@ -12,14 +12,21 @@ from cli.inputs import ensure_default_model
 def add_parser(sub) -> None:
     s = sub.add_parser("serve", help="start the interactive server")
     s.add_argument("--model", default=None, help="checkpoint folder (default: train/cached default)")
-    s.add_argument("--port", type=int, default=5006)
+    s.add_argument("--port", type=int, default=5006,
+                   help="TCP port to listen on (default 5006)")
     s.add_argument("--procs", type=int, default=1,
                    help="worker processes sharing the port (each loads the model; at most "
                         "the number of CPU cores is useful)")
     s.add_argument("--address", default="127.0.0.1",
                    help="bind address (default loopback; another needs --allow-websocket-origin)")
     s.add_argument("--allow-websocket-origin", action="append", default=[])
-    s.add_argument("--basic-auth", default=None, help="password or a JSON file of user: password")
+    s.add_argument("--auth-file", default=None, metavar="PATH",
+                   help="require a login: PATH holds one password, or a JSON object of "
+                        "user: password (or set HEARSIGHT_AUTH); failed logins per address "
+                        "are limited (HEARSIGHT_LOGIN_FAILURES, HEARSIGHT_LOGIN_COOLDOWN_SECONDS)")
+    s.add_argument("--basic-auth", default=None,
+                   help="deprecated: a password here is visible in the process list; use "
+                        "--auth-file (a file path here still works)")
     s.add_argument("--oauth-provider", default=None,
                    help="Panel OAuth provider (github, google, azure, okta, generic, ...); "
                         "client id/secret from HEARSIGHT_OAUTH_KEY / HEARSIGHT_OAUTH_SECRET")
@@ -52,7 +59,8 @@ def run(args):
                  prior=args.prior, projection=args.projection,
                  oauth_provider=getattr(args, "oauth_provider", None),
                  oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None), procs=procs,
-                 trusted_arch=getattr(args, "arch", None))
+                 trusted_arch=getattr(args, "arch", None),
+                 auth_file=getattr(args, "auth_file", None))
 
 
 def jax_started() -> bool:

@@ -121,28 +121,58 @@ def check_bind(address: str, allow_websocket_origin: list[str]) -> None:
             "origins with --allow-websocket-origin HOST:PORT (and consider --basic-auth)")
 
 
-def _basic_auth(value: str | None):
-    if not value:
+def basic_auth_secret(basic_auth: str | None, auth_file: str | None, environ,
+                      warn=None):
+    """The basic-auth secret (a password or a dict of user: password), or None.
+
+    From ``--auth-file`` (one password, or a JSON object of user: password), else
+    ``HEARSIGHT_AUTH``, else the deprecated ``--basic-auth`` (a file as above; a password
+    there is visible to every user in ``ps`` and draws a warning on stderr)."""
+    from serve.login import read_secret, read_secret_file
+
+    env_value = environ.get("HEARSIGHT_AUTH") or None
+    given = [n for n, v in (("--auth-file", auth_file), ("HEARSIGHT_AUTH", env_value),
+                            ("--basic-auth", basic_auth)) if v]
+    if len(given) > 1:
+        raise ValueError(f"choose one of {' and '.join(given)} for the basic-auth secret")
+    if auth_file:
+        return read_secret_file(auth_file)
+    if env_value:
+        return read_secret(env_value, "HEARSIGHT_AUTH")
+    if not basic_auth:
         return None
-    path = Path(value)
-    if path.is_file():
-        users = json.loads(path.read_text())
-        if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
-            raise ValueError(f"{value}: basic-auth file must be a JSON object of user: password")
-        return str(path)
-    return value
+    if Path(basic_auth).is_file():
+        return read_secret_file(basic_auth)
+    (warn or _stderr)("hearsight serve: warning: --basic-auth PASSWORD is deprecated: the "
+                      "password is visible to every user in the process list; use "
+                      "--auth-file PATH or HEARSIGHT_AUTH instead")
+    return read_secret(basic_auth, "--basic-auth")
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
 
 
 def auth_kwargs(basic_auth: str | None, oauth_provider: str | None,
-                oauth_redirect_uri: str | None = None, environ=None) -> dict:
+                oauth_redirect_uri: str | None = None, environ=None, *,
+                auth_file: str | None = None, limits: Limits | None = None, warn=None) -> dict:
     """Keyword arguments of ``pn.serve`` for basic auth or Panel's OAuth (or none).
 
-    OAuth's client id and secret come from ``HEARSIGHT_OAUTH_KEY`` / ``HEARSIGHT_OAUTH_SECRET``
-    (never the command line, where other users could read them in the process list).
+    Basic auth goes through :class:`serve.login.LimitedBasicAuth` (failed logins per address
+    limited by ``limits.login_failures`` / ``login_cooldown_s``). OAuth's client id and secret
+    come from ``HEARSIGHT_OAUTH_KEY`` / ``HEARSIGHT_OAUTH_SECRET`` (never the command line,
+    where other users could read them in the process list).
     """
+    from serve.login import LimitedBasicAuth, LoginLimiter
+
     env = os.environ if environ is None else environ
-    if basic_auth and oauth_provider:
-        raise ValueError("choose one of --basic-auth and --oauth-provider, not both")
+    secret_value = basic_auth_secret(basic_auth, auth_file, env, warn) if (
+        basic_auth or auth_file or env.get("HEARSIGHT_AUTH")) else None
+    if secret_value is not None and oauth_provider:
+        raise ValueError("choose one of basic auth (--auth-file, HEARSIGHT_AUTH) and "
+                         "--oauth-provider, not both")
     secret = {"cookie_secret": env.get("HEARSIGHT_COOKIE_SECRET") or os.urandom(24).hex()}
     if oauth_provider:
         key, client_secret = env.get("HEARSIGHT_OAUTH_KEY"), env.get("HEARSIGHT_OAUTH_SECRET")
@@ -152,15 +182,18 @@ def auth_kwargs(basic_auth: str | None, oauth_provider: str | None,
         out = {"oauth_provider": oauth_provider, "oauth_key": key,
                "oauth_secret": client_secret, **secret}
         return {**out, "oauth_redirect_uri": oauth_redirect_uri} if oauth_redirect_uri else out
-    auth = _basic_auth(basic_auth)
-    return {"basic_auth": auth, **secret} if auth else {}
+    if secret_value is None:
+        return {}
+    limits = limits or Limits.from_env(env)
+    limiter = LoginLimiter(limits.login_failures, limits.login_cooldown_s)
+    return {"auth_provider": LimitedBasicAuth(secret_value, limiter), **secret}
 
 
 def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
           allow_websocket_origin: list[str] | None = None, basic_auth: str | None = None,
           show: bool = False, start: bool = True, separate=None, prior=None, projection=None,
           oauth_provider: str | None = None, oauth_redirect_uri: str | None = None,
-          procs: int = 1, trusted_arch: str | None = None):
+          procs: int = 1, trusted_arch: str | None = None, auth_file: str | None = None):
     """Start the server (blocking when ``start``); returns the bokeh ``Server``.
 
     ``procs`` > 1 forks that many worker processes sharing the port (Bokeh's ``num_procs``);
@@ -175,7 +208,8 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
     if not 1 <= int(procs) <= 64:
         raise ValueError(f"--procs must be 1..64, got {procs}")
     limits = Limits.from_env()  # a bad HEARSIGHT_* value fails before the model loads
-    kwargs = auth_kwargs(basic_auth, oauth_provider, oauth_redirect_uri)
+    kwargs = auth_kwargs(basic_auth, oauth_provider, oauth_redirect_uri, auth_file=auth_file,
+                         limits=limits)
     options = dict(separate=separate, prior=prior, projection=projection,
                    trusted_arch=trusted_arch)
     if procs > 1:

@@ -13,6 +13,8 @@ _ENV = {  # field -> (environment variable, type, smallest allowed value)
     "websocket_bytes": ("HEARSIGHT_WEBSOCKET_BYTES", int, 1024),
     "jobs_per_session": ("HEARSIGHT_JOBS_PER_SESSION", int, 1),
     "job_seconds": ("HEARSIGHT_JOB_SECONDS", float, 0.1),
+    "login_failures": ("HEARSIGHT_LOGIN_FAILURES", int, 1),
+    "login_cooldown_s": ("HEARSIGHT_LOGIN_COOLDOWN_SECONDS", float, 0.1),
 }
 
 
@@ -45,6 +47,10 @@ class Limits:
         ``HEARSIGHT_JOBS_PER_SESSION``.
       job_seconds: wall-clock limit of one long job before it is cancelled;
         ``HEARSIGHT_JOB_SECONDS``.
+      login_failures: failed basic-auth logins from one address that start a cool-down;
+        ``HEARSIGHT_LOGIN_FAILURES``.
+      login_cooldown_s: the window those failures count in, and the wait after the last
+        (answered 429); ``HEARSIGHT_LOGIN_COOLDOWN_SECONDS``.
     """
 
     upload_bytes: int = 20_000_000
@@ -52,6 +58,8 @@ class Limits:
     websocket_bytes: int = 40_000_000
     jobs_per_session: int = 1
     job_seconds: float = 300.0
+    login_failures: int = 5
+    login_cooldown_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ=None) -> "Limits":

@@ -54,16 +54,33 @@ def test_cli_refuses_a_public_address_before_loading_anything(tmp_path, capsys):
 
 
 # -- authentication options ------------------------------------------------------------
+def _provider_secret(kwargs):
+    return kwargs["auth_provider"].login_handler.secret
+
+
 def test_auth_kwargs(tmp_path):
+    from serve.login import LimitedBasicAuth
+
     assert auth_kwargs(None, None, environ={}) == {}
-    basic = auth_kwargs("secretpw", None, environ={"HEARSIGHT_COOKIE_SECRET": "c"})
-    assert basic == {"basic_auth": "secretpw", "cookie_secret": "c"}
+    pw = tmp_path / "pw"
+    pw.write_text("secretpw\n")
+    basic = auth_kwargs(None, None, environ={"HEARSIGHT_COOKIE_SECRET": "c"}, auth_file=str(pw))
+    assert isinstance(basic["auth_provider"], LimitedBasicAuth) and basic["cookie_secret"] == "c"
+    assert "basic_auth" not in basic and _provider_secret(basic) == "secretpw"
+    assert _provider_secret(auth_kwargs(None, None, environ={"HEARSIGHT_AUTH": "envpw"})) == "envpw"
     users = tmp_path / "users.json"
     users.write_text('{"ann": "pw1", "bob": "pw2"}')
-    assert auth_kwargs(str(users), None, environ={})["basic_auth"] == str(users)
-    users.write_text('["not", "a", "mapping"]')
+    assert _provider_secret(auth_kwargs(None, None, environ={}, auth_file=str(users))) == {
+        "ann": "pw1", "bob": "pw2"}
+    assert _provider_secret(auth_kwargs(str(users), None, environ={})) == {  # a file: no warning
+        "ann": "pw1", "bob": "pw2"}
+    users.write_text('{"not": ["a", "mapping"]}')
     with pytest.raises(ValueError, match="JSON object of user: password"):
-        auth_kwargs(str(users), None, environ={})
+        auth_kwargs(None, None, environ={}, auth_file=str(users))
+    with pytest.raises(ValueError, match="cannot read the basic-auth file"):
+        auth_kwargs(None, None, environ={}, auth_file=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="choose one of --auth-file and HEARSIGHT_AUTH"):
+        auth_kwargs(None, None, environ={"HEARSIGHT_AUTH": "x"}, auth_file=str(pw))
     with pytest.raises(ValueError, match="HEARSIGHT_OAUTH_KEY and HEARSIGHT_OAUTH_SECRET"):
         auth_kwargs(None, "github", environ={"HEARSIGHT_OAUTH_KEY": "id"})
     oauth = auth_kwargs(None, "github", "https://x/login",
@@ -72,7 +89,40 @@ def test_auth_kwargs(tmp_path):
     assert oauth["oauth_secret"] == "s" and oauth["oauth_redirect_uri"] == "https://x/login"
     assert len(oauth["cookie_secret"]) == 48
     with pytest.raises(ValueError, match="not both"):
-        auth_kwargs("pw", "github", environ={})
+        auth_kwargs(None, "github", environ={}, auth_file=str(pw))
+
+
+def test_a_password_on_the_command_line_is_deprecated():
+    warnings = []
+    kwargs = auth_kwargs("secretpw", None, environ={}, warn=warnings.append)
+    assert _provider_secret(kwargs) == "secretpw"
+    assert len(warnings) == 1 and "deprecated" in warnings[0] and "--auth-file" in warnings[0]
+
+
+def test_login_limiter_cools_down_after_repeated_failures():
+    from serve.login import LoginLimiter
+
+    now = [0.0]
+    limiter = LoginLimiter(max_failures=3, cooldown_s=10.0, clock=lambda: now[0])
+    for _ in range(2):
+        limiter.fail("1.2.3.4")
+    assert limiter.blocked("1.2.3.4") == 0.0
+    limiter.fail("1.2.3.4")
+    assert limiter.blocked("1.2.3.4") == 10.0 and limiter.blocked("5.6.7.8") == 0.0
+    now[0] = 9.0
+    assert limiter.blocked("1.2.3.4") == pytest.approx(1.0)
+    now[0] = 10.5
+    assert limiter.blocked("1.2.3.4") == 0.0  # the failures have aged out of the window
+    limiter.fail("1.2.3.4")
+    limiter.succeed("1.2.3.4")
+    assert limiter.blocked("1.2.3.4") == 0.0
+
+
+def test_cli_serve_options_have_help(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "TCP port to listen on" in out and "--auth-file PATH" in out
 
 
 # -- no pickle / eval ------------------------------------------------------------------
@@ -186,17 +236,33 @@ def _wait_for(port: int, proc, timeout: float = 150.0) -> None:
     raise AssertionError("server did not start")
 
 
+def _post_login(opener, base, password):
+    data = urllib.parse.urlencode({"username": "ann", "password": password}).encode()
+    try:
+        with opener.open(base + "/login", data=data, timeout=60) as page:
+            return page.status, page.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode()
+
+
 @pytest.mark.slow
 def test_basic_auth_guards_the_real_server(tiny_checkpoint, tmp_path):
     port = _free_port()
+    secret = tmp_path / "auth"
+    secret.write_text("secretpw\n")
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT),
-           "HEARSIGHT_HOME": str(tmp_path / "home")}
+           "HEARSIGHT_HOME": str(tmp_path / "home"), "HEARSIGHT_LOGIN_FAILURES": "3",
+           "HEARSIGHT_LOGIN_COOLDOWN_SECONDS": "3"}
+    env.pop("HEARSIGHT_AUTH", None)
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--model",
-                             str(tiny_checkpoint), "--port", str(port), "--basic-auth",
-                             "secretpw"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             str(tiny_checkpoint), "--port", str(port), "--auth-file",
+                             str(secret)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(port, proc)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert b"secretpw" not in cmdline  # nothing for ps to show
         base = f"http://127.0.0.1:{port}"
         bare = urllib.request.build_opener(_NoRedirect)
         with pytest.raises(urllib.error.HTTPError) as info:
@@ -206,13 +272,15 @@ def test_basic_auth_guards_the_real_server(tiny_checkpoint, tmp_path):
         assert info.value.code != 302 or "/login" in info.value.headers["Location"]
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        wrong = urllib.parse.urlencode({"username": "ann", "password": "nope"}).encode()
-        with opener.open(base + "/login", data=wrong, timeout=30) as page:
-            assert "Invalid username or password" in page.read().decode()
+        for _ in range(3):
+            status, page = _post_login(opener, base, "nope")
+            assert status == 200 and "Invalid username or password" in page
         assert not any(c.name == "user" for c in jar)
-        good = urllib.parse.urlencode({"username": "ann", "password": "secretpw"}).encode()
-        with opener.open(base + "/login", data=good, timeout=60) as page:
-            html, status = page.read().decode(), page.status
+        status, page = _post_login(opener, base, "secretpw")  # right, but cooling down
+        assert status == 429 and "Too many failed logins" in page
+        assert not any(c.name == "user" for c in jar)
+        time.sleep(3.2)
+        status, html = _post_login(opener, base, "secretpw")
         assert status == 200 and any(c.name == "user" for c in jar)
         assert "hearsight" in html and "bokeh" in html.lower()
     finally:
