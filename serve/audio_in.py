@@ -7,7 +7,9 @@ import logging
 import panel as pn
 
 from serve.recorder import Recorder
+from serve.session import safe_name
 from serve.text import esc, live_text
+from serve.upload import Upload
 
 ACCEPT = ".wav,.flac,.ogg,.mp3,.WAV,.FLAC,.OGG,.MP3"
 log = logging.getLogger("hearsight.serve.audio_in")
@@ -18,9 +20,10 @@ class AudioIn:
 
     def __init__(self, session):
         self.session = session
-        self.upload = pn.widgets.FileInput(accept=ACCEPT, multiple=False, name="Upload audio",
-                                           css_classes=["hs-upload"])
-        self.upload.param.watch(self._on_upload, "value")
+        self.upload = Upload(accept=ACCEPT, max_bytes=session.shared.limits.upload_bytes,
+                             css_classes=["hs-upload"], sizing_mode="stretch_width")
+        self.upload.param.watch(self._on_upload, "upload")
+        self.upload.param.watch(self._on_refused, "refused")
         self.recorder = Recorder(seconds=1.5, css_classes=["hs-recorder"])
         self.recorder.param.watch(self._on_record, "value")
         self.recorder.param.watch(self._on_record_error, "error")
@@ -90,31 +93,38 @@ class AudioIn:
             self.item.value = next(iter(options.values()), None)
 
     def _on_upload(self, event) -> None:
+        # Every upload carries a new sequence number: the same file again is a new value.
         if not event.new:
             return
-        data, name = event.new, self.upload.filename or "upload"
-        try:
-            self._guarded("upload", name, len(data),
-                          lambda: self.session.load_bytes(data, name, source="upload"))
-        finally:
-            self._forget_upload()
+        name = self.upload.file_name()
+        size = len(event.new.get("data") or "") * 3 // 4
 
-    def _forget_upload(self) -> None:
-        """Empty the upload, here and in the browser, so the same file again is a new value.
+        def load():
+            try:
+                data = self.upload.file_bytes()
+            except ValueError as exc:
+                self.session.error(f"{safe_name(name)}: {exc}")
+                return
+            self.session.load_bytes(data, name, source="upload")
 
-        An unchanged value fires no watcher: the same file uploaded again, after another clip
-        or under another name, did nothing. ``value`` and ``filename`` are not sent to the
-        browser; :meth:`FileInput.clear` empties its input there (and bokeh's copy here)."""
-        self.upload.param.update(value=None, filename=None)
-        self.upload.clear()
+        self._guarded("upload", name, size, load)
+
+    def _on_refused(self, event) -> None:
+        """A file the browser did not send (over the upload limit): say so here too."""
+        from data.limits import bytes_over
+
+        info = event.new or {}
+        size, name = info.get("size"), info.get("name")
+        if isinstance(size, int) and isinstance(name, str):
+            self.session.error(f"{safe_name(name)}: file is "
+                               f"{bytes_over(size, self.upload.max_bytes)}; not uploaded "
+                               "(trim it first)")
 
     def _guarded(self, what: str, name: str, size: int, load) -> None:
         """Run ``load``; an unexpected failure is shown and logged as name, size and reason.
 
         Left to Panel, a failing watcher is logged with the changed property, which for an
         upload is the whole file as text (57 MB of log for a 15 MB upload)."""
-        from serve.session import safe_name
-
         try:
             load()
         except Exception as exc:  # noqa: BLE001 - the session must go on, and quietly

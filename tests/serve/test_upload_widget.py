@@ -1,6 +1,7 @@
-"""The sidebar's upload widget, driven as the browser drives it (``_process_events`` with the
-base64 value): the same file again always loads, and a failing upload is logged by name and
-size, never by its content."""
+"""The sidebar's upload widget, driven as the browser drives it (``_process_events`` with what
+``serve/upload.py``'s script sends): the same file again always loads, an oversized file is
+refused with the limit named, and a failing upload is logged by name and size, never by its
+content."""
 
 from __future__ import annotations
 
@@ -50,14 +51,13 @@ def audio_in(predictor):
 
 
 def _browser_upload(widget, data: bytes, name: str) -> None:
-    """What Panel does with the browser's change of the FileInput."""
-    widget.upload._process_events({"filename": name, "mime_type": "audio/wav",
-                                   "value": base64.b64encode(data).decode()})
+    """What Panel does with the browser's upload (each carries the next sequence number)."""
+    widget.sent = getattr(widget, "sent", 0) + 1
+    widget.upload._process_events({"upload": {"name": name, "n": widget.sent,
+                                              "data": base64.b64encode(data).decode()}})
 
 
-def test_the_same_file_again_loads_again(audio_in, monkeypatch):
-    cleared = []
-    monkeypatch.setattr(audio_in.upload, "clear", lambda: cleared.append(True))
+def test_the_same_file_again_loads_again(audio_in):
     a = _wav(440.0)
     _browser_upload(audio_in, a, "a.wav")
     _browser_upload(audio_in, a, "a.wav")  # straight again
@@ -66,25 +66,26 @@ def test_the_same_file_again_loads_again(audio_in, monkeypatch):
     _browser_upload(audio_in, a, "renamed.wav")  # same bytes, another name
     assert audio_in.loaded == ["a.wav", "a.wav", "other.wav", "a.wav", "renamed.wav"]
     assert audio_in.session.clip.name == "renamed.wav"
-    # Each upload emptied the widget, in the browser too (its input then fires for the same file).
-    assert len(cleared) == 4 and audio_in.upload.value is None
 
 
-def test_clear_reaches_the_browser_model(audio_in):
-    from bokeh.document import Document
+def test_the_browser_gets_the_upload_limit_and_its_refusals_are_shown(predictor):
+    from serve.audio_in import AudioIn
+    from serve.session import Session
 
-    doc = Document()
-    model = audio_in.upload.get_root(doc)
-    sent = []
-    doc.callbacks.send_event = lambda event: sent.append(type(event).__name__)
-    from panel.io.state import state
-
-    state._views[model.ref["id"]] = (audio_in.upload, model, doc, None)
-    try:
-        _browser_upload(audio_in, _wav(440.0), "a.wav")
-    finally:
-        state._views.pop(model.ref["id"], None)
-    assert "ClearInput" in sent
+    session = Session(_Shared(predictor, Limits(upload_bytes=12_345)))
+    widget = AudioIn(session)
+    assert widget.upload.max_bytes == 12_345
+    widget.upload._process_events({"refused": {"name": "huge.wav", "size": 12_346, "n": 1}})
+    assert session.alert.visible
+    assert "huge.wav: file is 12,346 bytes, over the 12,345-byte limit" in session.alert.object
+    # Past the browser (a hand-made client): refused before decoding, the session goes on.
+    widget.upload._process_events({"upload": {"name": "sneaky.wav", "n": 2,
+                                               "data": "A" * 40_000}})
+    assert "sneaky.wav" in session.alert.object and "12,345-byte limit" in session.alert.object
+    widget.upload._process_events({"upload": {"name": "ok.wav", "n": 3,
+                                               "data": base64.b64encode(_wav(440.0, 0.5, 4000)
+                                                                        ).decode()}})
+    assert session.clip is not None and session.clip.name == "ok.wav"
 
 
 class _Records(logging.Handler):
