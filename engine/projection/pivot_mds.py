@@ -3,6 +3,9 @@
 The data ``x`` of shape ``(n, d)`` (one row per activation vector) may stay in host memory as a
 NumPy array; the pivot distances are streamed through jit-compiled kernels one ``chunk`` of rows
 at a time, so device memory is O(n·k) for the pivot distances plus one ``(chunk, d)`` block.
+Either pivot choice reads the data about twice: max-min (:mod:`engine.projection.maxmin`) one
+pass for the first pivot's distances plus the few rows each later choice needs, then both the
+one pass for the layout's distances.
 """
 
 from __future__ import annotations
@@ -15,20 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from engine.projection.axes import sign_fix
-from engine.projection.distances import row_sqnorms, sqdist_block
+from engine.projection.maxmin import maxmin_pivots
 from engine.projection.streaming import aligned_empty, block_centre, check_matrix, row_block
 
 PivotChoice = Literal["maxmin", "random"]
-
-
-@jax.jit
-def _maxmin_block(xb: jax.Array, aa: jax.Array, p: jax.Array, centre: jax.Array,
-                  mind: jax.Array):
-    """Squared distances of a block to one pivot, the updated running minimum, and the
-    position and value of the block's farthest point."""
-    d2 = sqdist_block(xb, aa, p[None, :], centre)[:, 0]
-    mind = jnp.minimum(mind, d2)
-    return d2, mind, jnp.argmax(mind), jnp.max(mind)
 
 
 @jax.jit
@@ -48,8 +41,8 @@ def random_pivots(key: jax.Array, n: int, k: int) -> np.ndarray:
     return np.sort(np.asarray(jax.lax.top_k(jax.random.uniform(key, (n,)), k)[1]))
 
 
-def _random_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
-    """What PivotMDS needs of the squared distances to ``k`` random pivots, in one pass.
+def _pivot_cross(x, idx: np.ndarray, *, chunk: int) -> jax.Array:
+    """What PivotMDS needs of the squared distances to the pivot rows ``idx``, in one pass.
 
     ``D²_ij = ||x_i - c||² + ||p_j - c||² - 2 (x_i - c)·(p_j - c)``; the double centring in
     :func:`_pivot_layout` removes every term constant along a row or a column, so only the
@@ -58,9 +51,8 @@ def _random_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
     the data for the row norms (the centre ``c`` keeps the values small for float32).
     """
     n = x.shape[0]
-    idx = random_pivots(key, n, k)
-    b = jax.device_put(np.asarray(x[idx], dtype=np.float32)) - block_centre(x, chunk)
-    if isinstance(x, np.ndarray) and jax.default_backend() == "cpu":
+    b = jax.device_put(np.asarray(x[np.sort(idx)], dtype=np.float32)) - block_centre(x, chunk)
+    if not isinstance(x, jax.Array) and jax.default_backend() == "cpu":
         return jax.device_put(_cross_host(x, np.asarray(b), chunk))
     return jnp.concatenate([_cross_block(row_block(x, s, chunk), b) for s in range(0, n, chunk)],
                            axis=0)
@@ -78,30 +70,6 @@ def _cross_host(x: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
     for s in range(0, x.shape[0], chunk):
         np.matmul(np.asarray(x[s:s + chunk], dtype=np.float32), bt, out=out[s:s + chunk])
     return out
-
-
-def _maxmin_pivot_d2(x, *, k: int, key: jax.Array, chunk: int) -> jax.Array:
-    """Greedy max-min (farthest point) pivots; k passes over the data, each O(n·d).
-
-    Pass j computes the distances to pivot j, which are column j of D², so the pivot choice
-    and the distance matrix cost the same k passes (plus one for the row norms).
-    """
-    starts = list(range(0, x.shape[0], chunk))
-    centre = block_centre(x, chunk)
-    norms = [row_sqnorms(row_block(x, s, chunk), centre) for s in starts]
-    mins = [jnp.full_like(aa, jnp.inf) for aa in norms]
-    nxt = int(jax.random.randint(key, (), 0, x.shape[0]))
-    cols = []
-    for _ in range(k):
-        p = jax.device_put(np.asarray(x[nxt], dtype=np.float32))
-        out = [_maxmin_block(row_block(x, s, chunk), aa, p, centre, m)
-               for s, aa, m in zip(starts, norms, mins)]
-        cols.append(jnp.concatenate([o[0] for o in out]))
-        mins = [o[1] for o in out]
-        where, best = jax.device_get(([o[2] for o in out], [o[3] for o in out]))
-        b = int(np.argmax(best))
-        nxt = starts[b] + int(where[b])
-    return jnp.stack(cols, axis=1)
 
 
 @partial(jax.jit, static_argnames=("dims",))
@@ -129,7 +97,8 @@ def pivot_mds(x, *, k: int = 50, dims: int = 2, pivots: PivotChoice = "maxmin",
       x: ``(n, d)`` float array (NumPy on the host or a jax.Array); rows are points.
       k: number of pivots, ``dims <= k <= n``.
       dims: output dimensions.
-      pivots: ``"maxmin"`` (greedy farthest point from a random start) or ``"random"``.
+      pivots: ``"maxmin"`` (greedy farthest point from a random start,
+        :func:`engine.projection.maxmin.maxmin_pivots`) or ``"random"``.
       key: ``jax.random`` key for the start point / the random pivots.
       chunk: rows streamed per kernel call (device memory ~ ``chunk * d`` floats).
     Returns:
@@ -148,5 +117,6 @@ def pivot_mds(x, *, k: int = 50, dims: int = 2, pivots: PivotChoice = "maxmin",
     if chunk < 1:
         raise ValueError(f"chunk must be a positive number of rows, got {chunk}")
     chunk = min(chunk, n)
-    pick = _maxmin_pivot_d2 if pivots == "maxmin" else _random_pivot_d2
-    return _pivot_layout(pick(x, k=k, key=key, chunk=chunk), dims=dims)
+    idx = (maxmin_pivots(x, k, key=key, chunk=chunk) if pivots == "maxmin"
+           else random_pivots(key, n, k))
+    return _pivot_layout(_pivot_cross(x, idx, chunk=chunk), dims=dims)

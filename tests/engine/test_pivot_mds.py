@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from scipy.spatial import procrustes
 
+import engine.projection.maxmin as maxmin
 from engine.projection import aligned_empty, classical_mds, pivot_mds
+from engine.projection.maxmin import maxmin_pivots
 from engine.projection.pivot_mds import _cross_host, random_pivots
 
 KEY = jax.random.key(0)
@@ -45,6 +47,85 @@ def test_host_and_device_random_pivot_paths_agree():
     b = x[:15] - x[:256].mean(axis=0)
     np.testing.assert_allclose(_cross_host(x, b, 100), -2.0 * x @ b.T,
                                rtol=1e-5, atol=1e-4)
+
+
+def _reference_maxmin(x, k, first):
+    """Greedy farthest-point pivots as the textbook k passes, float64, lowest index on ties."""
+    x = np.asarray(x, np.float64)
+    mind, idx = np.full(len(x), np.inf), [first]
+    for _ in range(k - 1):
+        mind = np.minimum(mind, np.sum((x - x[idx[-1]]) ** 2, axis=1))
+        idx.append(int(np.argmax(mind)))
+    return idx
+
+
+def _clusters(rng, n, d):
+    centres = rng.standard_normal((8, d)) * 6.0
+    return (centres[rng.integers(0, 8, n)] + rng.standard_normal((n, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize("data", ["gauss", "clusters", "offset", "grid", "few"])
+def test_maxmin_pivots_equal_the_k_pass_reference(monkeypatch, data):
+    # Small batches and sorted blocks so a few thousand points go through every path: several
+    # rounds per pivot, the sorted prefix extended, the last streamed block padded.
+    monkeypatch.setattr(maxmin, "BATCH", 16)
+    monkeypatch.setattr(maxmin, "LATER_BATCH", 64)
+    monkeypatch.setattr(maxmin, "TOP", 100)
+    rng = np.random.default_rng(5)
+    x = {"gauss": lambda: rng.standard_normal((3001, 24)).astype(np.float32),
+         "clusters": lambda: _clusters(rng, 3001, 16),
+         "offset": lambda: rng.standard_normal((3001, 8)).astype(np.float32) + 100.0,
+         # integer points: exact distances, so many ties, broken by the lowest index; "few"
+         # has 8 distinct points for 40 pivots, so all distances reach 0 (then row 0 is chosen)
+         "grid": lambda: rng.integers(0, 4, (801, 3)).astype(np.float32),
+         "few": lambda: rng.integers(0, 2, (801, 3)).astype(np.float32)}[data]()
+    for seed in range(3):
+        key = jax.random.key(seed)
+        got = maxmin_pivots(x, 40, key=key, chunk=700)
+        first = int(jax.random.randint(key, (), 0, len(x)))
+        assert got.tolist() == _reference_maxmin(x, 40, first)
+    device = maxmin_pivots(jax.device_put(x), 40, key=KEY, chunk=700)
+    assert device.tolist() == maxmin_pivots(x, 40, key=KEY, chunk=700).tolist()
+
+
+class _CountingRows:
+    """A host matrix that counts the rows read through indexing (the engine's only access)."""
+
+    def __init__(self, x):
+        self.x, self.shape, self.dtype, self.ndim, self.rows = x, x.shape, x.dtype, x.ndim, 0
+
+    def __getitem__(self, item):
+        out = self.x[item]
+        self.rows += out.shape[0] if out.ndim == 2 else 1
+        return out
+
+
+def test_default_pivot_mds_reads_the_data_a_few_times_not_k():
+    # Max-min is k greedy choices, but each needs only the points whose bound can still win:
+    # the default reads the rows a few times (the first pivot's distances, the layout's
+    # distances, the centre's block, the batches re-evaluated), where the k-pass loop read
+    # them k + 2 times (21 here).
+    rng = np.random.default_rng(6)
+    x = _clusters(rng, 20_000, 8)
+    counting = _CountingRows(x)
+    y = pivot_mds(counting, k=20, key=KEY, chunk=4096)
+    assert counting.rows <= 5 * len(x)  # 3.9 n here, padding of the batches included
+    np.testing.assert_allclose(y, pivot_mds(x, k=20, key=KEY, chunk=4096), atol=1e-4)
+
+
+def test_default_pivot_mds_compiles_once_per_shape():
+    # The page projects one layer after another with new data: after the first call of a
+    # shape nothing compiles again; the short last block is padded, so it is no new shape.
+    rng = np.random.default_rng(7)
+    kernels = (maxmin._sqdist_to, maxmin._nearest)
+    pivot_mds(rng.standard_normal((5000, 7)).astype(np.float32), k=12, key=KEY, chunk=1024)
+    before = [f._cache_size() for f in kernels]
+    for seed in range(3):
+        x = rng.standard_normal((5000, 7)).astype(np.float32) * (seed + 1)
+        pivot_mds(x, k=12, key=jax.random.key(seed), chunk=1024)
+    assert [f._cache_size() for f in kernels] == before
+    pivot_mds(rng.standard_normal((3333, 9)).astype(np.float32), k=12, key=KEY, chunk=1024)
+    assert [f._cache_size() for f in kernels] == [b + 1 for b in before]
 
 
 def test_random_pivots_are_a_uniform_subset():
@@ -107,3 +188,5 @@ def test_boundaries_raise_clear_errors():
         pivot_mds(x, k=5, pivots="kmeans", key=KEY)
     with pytest.raises(ValueError, match=r"\(n, d\)"):
         pivot_mds(np.zeros(30), key=KEY)
+    with pytest.raises(ValueError, match="k <= n"):
+        maxmin_pivots(x, 31, key=KEY)
