@@ -46,10 +46,10 @@ def cached_load(monkeypatch, predictor, tiny_checkpoint):
 
     original = Predictor.load.__func__
 
-    def load(cls, directory):
+    def load(cls, directory, trusted_arch=None):
         if Path(directory).absolute() == Path(tiny_checkpoint).absolute():
             return predictor
-        return original(cls, directory)
+        return original(cls, directory, trusted_arch=trusted_arch)
 
     monkeypatch.setattr(Predictor, "load", classmethod(load))
 
