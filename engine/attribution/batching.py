@@ -1,6 +1,6 @@
-"""Batches of the attribution methods: validation of the inputs and targets, and chunked
-``lax.scan``/``lax.map`` over (example, step) rows so memory is bounded by the chunk, never by
-``steps × batch``.
+"""Batches of the attribution methods: validation of the inputs and targets, the rows-per-chunk
+policy, and chunked ``lax.scan``/``lax.map`` over (example, step) rows so memory is bounded by
+the chunk, never by ``steps × batch``.
 
 Also used by :mod:`engine.ablation` and :mod:`engine.faithfulness`.
 """
@@ -14,6 +14,20 @@ import jax.numpy as jnp
 import numpy as np
 
 Array = jax.Array
+
+# Input floats per chunk when the caller sets no internal batch size: 4M floats (16 MiB of
+# inputs, ~175 rows of 160 x 150). The d-DeVIS CNN's gradient holds ~50 floats of activations
+# per input float, so a chunk peaks near 0.8 GB; one clip's 64 integrated-gradient steps
+# (1.5M floats) stay one chunk.
+MAX_CHUNK_ELEMENTS = 1 << 22
+
+
+def rows_per_chunk(row_size: int, internal_batch_size: int | None) -> int:
+    """Rows (example, step) per chunk: ``internal_batch_size``, or by default as many rows of
+    ``row_size`` floats as :data:`MAX_CHUNK_ELEMENTS` holds (at least one)."""
+    if internal_batch_size is not None:
+        return int(internal_batch_size)
+    return max(1, MAX_CHUNK_ELEMENTS // int(row_size))
 
 
 def check_batch(x, target) -> tuple[Array, Array]:
