@@ -1,18 +1,24 @@
-"""Benchmark: integrated gradients, batched jit (internal batch) vs a Python loop over steps.
+"""Benchmark: integrated gradients, the engine's default and chunked calls vs a Python loop.
 
-Workload: 64 Gauss–Legendre steps × 256 utterances of shape (160, 150), "silence" baseline,
-random weights (throughput does not depend on training). Model:
+Workload: 64 Gauss–Legendre steps × ``--n`` utterances (default 16) of shape (160, 150),
+"silence" baseline, random weights (throughput does not depend on training). Model:
 ``models.architectures.DdevisCNN`` in eval mode if it imports, else (and with ``--model plain``)
 a small CNN in plain JAX (conv 8@5×5 → pool → conv 16@3×3 → pool → mean → dense 10).
-``--quick``: 8 steps × 16 utterances on the plain CNN, a smoke run.
+``--quick``: 8 steps × 4 utterances on the plain CNN, a smoke run.
 
 Variants, each in a fresh subprocess so that its peak resident memory (``ru_maxrss``; XLA
 allocates outside tracemalloc's view) is its own:
   - ``loop``: a Python loop over the steps, each calling a jitted gradient on all utterances;
-  - ``batched-N``: ``engine.attribution.integrated_gradients`` with ``internal_batch_size=N``,
-    one jitted ``lax.scan`` over chunks of N (utterance, step) rows.
-Throughput = utterances per second, median of 3 timed runs after one compile run. GPU peak
-memory comes from ``device.memory_stats()`` where the backend reports it.
+  - ``default``: ``engine.attribution.integrated_gradients`` as the Explain page calls it (no
+    ``internal_batch_size``: every step of as many whole clips as 4M input floats hold, one
+    jitted batch each, ``engine.attribution.batching.MAX_CHUNK_ELEMENTS``);
+  - ``chunks-N``: the same with ``internal_batch_size=N`` (N rows per call; below the steps, a
+    clip's steps are split: the memory-bounded path for large inputs);
+  - ``scan-64``: the engine's earlier core, chunks of 64 (utterance, step) rows folded by one
+    jitted ``lax.scan`` (kept here as the reference it was measured against).
+Throughput = utterances per second, median of ``--repeats`` timed runs after one compile run.
+GPU peak memory comes from ``device.memory_stats()`` where the backend reports it. The 1-minute
+load average is recorded before and after each variant.
 
 Run from the repository root: ``python3 benchmarks/attribution.py [--quick]``; writes
 ``benchmarks/results/attribution.json``.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -95,7 +102,35 @@ def loop_ig(logits_fn, x, target, base, steps):
     return (x - base) * acc
 
 
-def worker(variant: str, n: int, steps: int, which: str) -> dict:
+def scanned_ig(logits_fn, x, target, base, steps, chunk=64):
+    """The engine's earlier integrated gradients: (utterance, node) rows in chunks of ``chunk``,
+    folded by one jitted ``lax.scan`` that scatters each chunk's weighted gradients."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from engine.attribution import sum_in_chunks, target_logit_sum
+
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    b = x.shape[0]
+    rows = (np.repeat(np.arange(b), steps), np.tile((nodes + 1) / 2, b).astype(np.float32),
+            np.tile(weights / 2, b).astype(np.float32))
+
+    @jax.jit
+    def run(x, base, target):
+        def add(acc, r):
+            e, a, w = r
+            xi = base[e] + a[:, None, None] * (x[e] - base[e])
+            g = jax.grad(lambda z: target_logit_sum(logits_fn, z, target[e]))(xi)
+            return acc.at[e].add(w[:, None, None] * g)
+
+        chunked = sum_in_chunks(add, rows, chunk=min(chunk, b * steps), init=jnp.zeros_like(x))
+        return (x - base) * chunked
+
+    return run(x, base, target)
+
+
+def worker(variant: str, n: int, steps: int, which: str, repeats: int) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -107,15 +142,18 @@ def worker(variant: str, n: int, steps: int, which: str) -> dict:
     x = jnp.asarray(rng.uniform(-4.0, 0.0, size=(n, *SHAPE)), jnp.float32)
     target = jnp.asarray(rng.integers(0, CLASSES, n), jnp.int32)
     base = jnp.full_like(x, -4.0)
+    load = os.getloadavg()[0]
     if variant == "loop":
         run = lambda: loop_ig(logits_fn, x, target, base, steps)
+    elif variant == "scan-64":
+        run = lambda: scanned_ig(logits_fn, x, target, base, steps)
     else:
-        ibs = int(variant.split("-")[1])
+        ibs = None if variant == "default" else int(variant.split("-")[1])
         run = lambda: integrated_gradients(logits_fn, x, target, baseline="silence", steps=steps,
                                            internal_batch_size=ibs)
     attr = run().block_until_ready()  # compile
     times = []
-    for _ in range(3):
+    for _ in range(repeats):
         t0 = time.perf_counter()
         run().block_until_ready()
         times.append(time.perf_counter() - t0)
@@ -128,12 +166,13 @@ def worker(variant: str, n: int, steps: int, which: str) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "device_peak_mb": stats.get("peak_bytes_in_use", 0) / 2**20 or None,
             "completeness_rel_err_median": float(np.median(err)),
-            "attr_checksum": float(np.asarray(attr).sum()), "device": str(jax.devices()[0])}
+            "attr_checksum": float(np.asarray(attr).sum()), "device": str(jax.devices()[0]),
+            "loadavg_1min": {"before": load, "after": os.getloadavg()[0]}}
 
 
-def run_variant(variant: str, n: int, steps: int, which: str) -> dict:
+def run_variant(variant: str, n: int, steps: int, which: str, repeats: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", variant, "--n", str(n), "--steps", str(steps),
-           "--model", which]
+           "--model", which, "--repeats", str(repeats)]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"variant {variant} failed:\n{out.stderr[-3000:]}")
@@ -143,37 +182,44 @@ def run_variant(variant: str, n: int, steps: int, which: str) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
-                   help="8 steps × 16 utterances on the plain CNN (a smoke run)")
+                   help="8 steps × 4 utterances on the plain CNN (a smoke run)")
     p.add_argument("--model", choices=("ddevis", "plain"), default=None,
                    help="default: ddevis (plain with --quick)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
-    p.add_argument("--n", type=int, default=256)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "attribution.json")
+    p.add_argument("--n", type=int, default=16, help="utterances")
     p.add_argument("--steps", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=2, help="timed runs per variant")
+    p.add_argument("--variants", default="loop,default,chunks-64,chunks-16,scan-64")
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.n, args.steps, args.model)))
+        print(json.dumps(worker(args.worker, args.n, args.steps, args.model, args.repeats)))
         return
-    n, steps = (16, 8) if args.quick else (args.n, args.steps)
+    n, steps = (4, 8) if args.quick else (args.n, args.steps)
     which = args.model or ("plain" if args.quick else "ddevis")
-    variants = ["loop", f"batched-{n}", "batched-64"] if n != 64 else ["loop", "batched-64"]
-    results = {v: run_variant(v, n, steps, which) for v in variants}
+    variants = args.variants.split(",")
+    if "loop" not in variants:
+        p.error("--variants must include loop (the reference of the ratios)")
+    results = {v: run_variant(v, n, steps, which, args.repeats) for v in variants}
     loop_rate = results["loop"]["utterances_per_s"]
     print(f"integrated gradients: {steps} steps × {n} utterances {SHAPE}, "
           f"model {results['loop']['model']}, device {results['loop']['device']}")
     print(f"{'variant':<14}{'utt/s':>10}{'× loop':>9}{'RSS MB':>10}{'dev MB':>10}"
-          f"{'compl.err':>11}")
+          f"{'compl.err':>11}{'load':>12}")
     for v, r in results.items():
         r["ratio_vs_loop"] = r["utterances_per_s"] / loop_rate
         dev = f"{r['device_peak_mb']:.0f}" if r["device_peak_mb"] else "-"
-        print(f"{v:<14}{r['utterances_per_s']:>10.1f}{r['ratio_vs_loop']:>9.2f}"
-              f"{r['peak_rss_mb']:>10.0f}{dev:>10}{r['completeness_rel_err_median']:>11.2e}")
+        load = f"{r['loadavg_1min']['before']:.1f}->{r['loadavg_1min']['after']:.1f}"
+        print(f"{v:<14}{r['utterances_per_s']:>10.2f}{r['ratio_vs_loop']:>9.2f}"
+              f"{r['peak_rss_mb']:>10.0f}{dev:>10}{r['completeness_rel_err_median']:>11.2e}"
+              f"{load:>12}")
     out = {"benchmark": "integrated_gradients", "quick": args.quick, "n_utterances": n,
-           "steps": steps, "shape": SHAPE, "python": platform.python_version(),
-           "variants": results}
-    path = ROOT / "benchmarks" / "results" / "attribution.json"
+           "steps": steps, "shape": SHAPE, "repeats": args.repeats, "date": time.strftime("%Y-%m-%d"),
+           "python": platform.python_version(), "cpus": os.cpu_count(), "variants": results}
+    path = args.out
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(f"wrote {path.relative_to(ROOT)}")
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,32 @@
-"""Benchmark: PivotMDS at a million points (jit vs NumPy) and projection quality vs UMAP/t-SNE.
+"""Benchmark: PivotMDS at scale (jit vs NumPy, each pivot strategy) and projection quality.
 
-Part 1, scale: n = 1,000,000 points in d = 1000 (float32, ~4 GB, generated in chunks from a seeded
-rank-10 + isotropic noise model into a 64-byte aligned host array, so XLA reads it without
-copies). ``engine.projection.pivot_mds`` (jit kernels streamed over 65,536-row chunks) against a
-plain NumPy PivotMDS of the same algorithm (same ||a||²+||b||²−2ab distances, double centring,
-eigh of CᵀC), both with k = 50 random pivots; medians of several runs after one warm-up. The
-max-min pivot choice (k passes over the data) is timed once as an extra row.
+Part 1, scale: n = 200,000 points in d = 512 (float32, 0.4 GB; ``--n``/``--d`` for other sizes;
+generated in chunks from a seeded rank-10 + isotropic noise model into a 64-byte aligned host
+array, so XLA reads it without copies), k = 50 pivots. In the same run, round-robin so that the
+shared machine's load falls on every variant alike:
+
+- ``jax_default``: ``engine.projection.pivot_mds(x, k=k, key=key)``, the call the Embeddings page
+  and ``hearsight project`` make (max-min pivots);
+- ``jax_random``: the same with ``pivots="random"``;
+- ``numpy_plain``: a textbook NumPy PivotMDS with the same random pivots (centred copy of each
+  block, ``||a||²+||b||²−2ab``, double centring, eigh of CᵀC), the peer the README compares with;
+- ``numpy_random``: NumPy with the engine's arithmetic (only the cross term, one matmul a block);
+- ``numpy_maxmin``: NumPy with max-min pivots as k passes (one matrix-vector product each), then
+  the engine's arithmetic: the like-for-like peer of the default.
+
+Medians of ``--repeats`` runs after one warm-up each; the first call of each JAX variant and of
+NumPy is timed in a fresh process (``cold``). The 1-minute load average is recorded before and
+after. Also checked: the default's pivots equal NumPy's k-pass max-min, and the layouts agree.
 
 Part 2, quality: n = 10,000 points in d = 1000 from a labelled 10-class Gaussian mixture;
 PivotMDS (max-min), PCA, UMAP and openTSNE times and their Procrustes distance, distance
 correlation, KSG mutual information (k = 10), trustworthiness, continuity, kNN preservation
 (k = 10) on a 2,000-point subsample, plus the label agreement of 10 layout neighbours.
 
-Run from the repository root: ``python3 benchmarks/projection.py [--quick]``; writes
-``benchmarks/results/projection.json``. Needs ``pip install hearsight[peers]`` for part 2's peers.
+Run from the repository root: ``python3 benchmarks/projection.py [--quick] [--part scale]``;
+writes ``benchmarks/results/projection.json`` (``--part`` re-runs one part and keeps the other
+as the file had it, each part stamped with its own run). Part 2's peers need
+``pip install hearsight[peers]``.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +49,7 @@ import numpy as np  # noqa: E402
 
 from engine.projection import (aligned_empty, pivot_mds, procrustes_distance, project,  # noqa: E402
                                projection_quality, random_pivots, subsample)
+from engine.projection.maxmin import maxmin_pivots  # noqa: E402
 
 CHUNK = 65536
 
@@ -83,6 +98,24 @@ def numpy_pivot_mds(x: np.ndarray, *, idx: np.ndarray, dims: int = 2, chunk: int
     return y * np.sign(y[np.argmax(np.abs(y), axis=0), np.arange(dims)])
 
 
+def numpy_maxmin_pivots(x: np.ndarray, *, first: int, k: int, chunk: int = CHUNK) -> np.ndarray:
+    """Greedy max-min pivots as k passes over ``x`` (one matrix-vector product each), in NumPy.
+
+    The textbook loop, with the old engine's arithmetic: float32 squared distances about the
+    centre of the first block, ``||a||² + ||b||² − 2ab``, the lowest index among equal maxima.
+    """
+    centre = x[:chunk].mean(axis=0, dtype=np.float64).astype(np.float32)
+    aa = np.concatenate([np.einsum("ij,ij->i", x[s:s + chunk] - centre, x[s:s + chunk] - centre)
+                         for s in range(0, x.shape[0], chunk)])
+    mind, idx = np.full(x.shape[0], np.inf, np.float32), [first]
+    for _ in range(k - 1):
+        b = x[idx[-1]] - centre
+        d2 = np.maximum(aa + b @ b - 2 * (x @ b - centre @ b), 0)
+        np.minimum(mind, d2, out=mind)
+        idx.append(int(np.argmax(mind)))
+    return np.asarray(idx)
+
+
 def timed(fn, repeats: int) -> tuple[float, list[float], object]:
     times, out = [], None
     for _ in range(repeats):
@@ -92,28 +125,73 @@ def timed(fn, repeats: int) -> tuple[float, list[float], object]:
     return statistics.median(times), times, out
 
 
+def scale_variants(x: np.ndarray, k: int) -> dict:
+    """The scale part's variants as ``name -> callable`` (see the module docstring)."""
+    key, n = jax.random.key(0), x.shape[0]
+    idx = random_pivots(key, n, k)  # the same pivots as the engine's random run
+    first = int(jax.random.randint(key, (), 0, n))  # the engine's first max-min pivot
+    return {
+        "jax_default": lambda: pivot_mds(x, k=k, key=key, chunk=CHUNK),
+        "jax_random": lambda: pivot_mds(x, k=k, pivots="random", key=key, chunk=CHUNK),
+        "numpy_plain": lambda: numpy_pivot_mds(x, idx=idx, plain=True),
+        "numpy_random": lambda: numpy_pivot_mds(x, idx=idx),
+        "numpy_maxmin": lambda: numpy_pivot_mds(x, idx=numpy_maxmin_pivots(x, first=first, k=k)),
+    }
+
+
+COLD = ("jax_default", "jax_random", "numpy_plain")
+
+
+def cold_worker(name: str, n: int, d: int, k: int) -> float:
+    """Seconds of the first call of variant ``name`` in this fresh process (backend started)."""
+    x = lowrank_data(n, d)
+    jax.devices()
+    fn = scale_variants(x, k)[name]
+    return timed(fn, 1)[0]
+
+
+def cold_times(n: int, d: int, k: int) -> dict:
+    out = {}
+    for name in COLD:
+        cmd = [sys.executable, __file__, "--cold", name, "--n", str(n), "--d", str(d), "--k", str(k)]
+        run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+        out[name] = float(run.stdout.strip().splitlines()[-1])
+    return out
+
+
 def scale_part(n: int, d: int, *, k: int, repeats: int) -> dict:
+    load_before = os.getloadavg()[0]
+    cold = cold_times(n, d, k)
     t0 = time.perf_counter()
     x = lowrank_data(n, d)
     print(f"generated {n:,} x {d} float32 ({x.nbytes / 2**30:.1f} GiB) in {time.perf_counter() - t0:.1f} s")
-    key = jax.random.key(0)
-    jfn = lambda: pivot_mds(x, k=k, pivots="random", key=key, chunk=CHUNK)
-    first, _, _ = timed(jfn, 1)
-    jmed, jtimes, yj = timed(jfn, repeats)
-    # The same pivots as the engine's run (drawn from the same key).
-    idx = random_pivots(key, n, k)
-    nmed, ntimes, yn = timed(lambda: numpy_pivot_mds(x, idx=idx), repeats)
-    pmed, ptimes, _ = timed(lambda: numpy_pivot_mds(x, idx=idx, plain=True), repeats)
-    mm, _, ym = timed(lambda: pivot_mds(x, k=k, pivots="maxmin", key=key, chunk=CHUNK), 1)
+    variants = scale_variants(x, k)
+    out = {name: jax.block_until_ready(fn()) for name, fn in variants.items()}  # warm-up
+    times = {name: [] for name in variants}
+    for _ in range(repeats):  # round-robin: load changes hit every variant alike
+        for name, fn in variants.items():
+            times[name].append(timed(fn, 1)[0])
+    med = {name: statistics.median(t) for name, t in times.items()}
     sub = subsample(n, 2000, 0)
-    agree = procrustes_distance(np.asarray(yj)[sub], np.asarray(yn)[sub])
-    return {"n": n, "d": d, "k": k, "chunk": CHUNK, "jax_first_call_s": first,
-            "jax_random_median_s": jmed, "jax_random_times_s": jtimes,
-            "numpy_random_median_s": nmed, "numpy_random_times_s": ntimes,
-            "numpy_plain_median_s": pmed, "numpy_plain_times_s": ptimes,
-            "speedup_vs_numpy": nmed / jmed, "speedup_vs_numpy_plain": pmed / jmed,
-            "jax_maxmin_s": mm,
-            "pd_jax_vs_numpy_layout": agree}
+    key = jax.random.key(0)
+    same = np.array_equal(maxmin_pivots(x, k, key=key, chunk=CHUNK),
+                          numpy_maxmin_pivots(x, first=int(jax.random.randint(key, (), 0, n)), k=k))
+    return {"n": n, "d": d, "k": k, "chunk": CHUNK, "repeats": repeats,
+            "pivots": {"jax_default": "maxmin", "jax_random": "random", "numpy_plain": "random",
+                       "numpy_random": "random", "numpy_maxmin": "maxmin"},
+            "median_s": med, "times_s": times, "cold_s": cold,
+            "ratios": {"numpy_plain_over_default": med["numpy_plain"] / med["jax_default"],
+                       "numpy_random_over_default": med["numpy_random"] / med["jax_default"],
+                       "numpy_maxmin_over_default": med["numpy_maxmin"] / med["jax_default"],
+                       "numpy_plain_over_random": med["numpy_plain"] / med["jax_random"],
+                       "default_cold_over_numpy_plain": cold["jax_default"] / med["numpy_plain"],
+                       "default_over_random": med["jax_default"] / med["jax_random"]},
+            "default_pivots_equal_numpy_maxmin": bool(same),
+            "pd_default_vs_numpy_maxmin": procrustes_distance(np.asarray(out["jax_default"])[sub],
+                                                              np.asarray(out["numpy_maxmin"])[sub]),
+            "pd_random_vs_numpy_random": procrustes_distance(np.asarray(out["jax_random"])[sub],
+                                                             np.asarray(out["numpy_random"])[sub]),
+            "loadavg_1min": {"before": load_before, "after": os.getloadavg()[0]}}
 
 
 def mixture(n: int, d: int, *, classes: int = 10, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -155,21 +233,29 @@ def quality_part(n: int, d: int, *, repeats: int, peers: bool) -> list[dict]:
         t0 = time.perf_counter()
         q = projection_quality(x, y, k=10, max_n=2000, seed=0)
         rows.append({"method": name, "time_s": med, **q, "label_hit": label_hit(y, labels),
-                     "metrics_s": time.perf_counter() - t0})
+                     "metrics_s": time.perf_counter() - t0,
+                     **({"pivots": "maxmin"} if name == "pivotmds" else {})})
         print(f"  {name}: {med:.2f} s")
     return rows
 
 
-def print_tables(scale: dict, rows: list[dict]) -> None:
-    print(f"\nPivotMDS, n={scale['n']:,} d={scale['d']} k={scale['k']} (random pivots), median s")
-    print(f"  jax jit              {scale['jax_random_median_s']:8.2f}"
-          f"   (first call {scale['jax_first_call_s']:.2f})")
-    print(f"  numpy, same kernels  {scale['numpy_random_median_s']:8.2f}"
-          f"   speed-up {scale['speedup_vs_numpy']:.2f}x")
-    print(f"  numpy, plain         {scale['numpy_plain_median_s']:8.2f}"
-          f"   speed-up {scale['speedup_vs_numpy_plain']:.2f}x")
-    print(f"  jax, max-min pivots  {scale['jax_maxmin_s']:8.2f}   (one run)")
-    print(f"  Procrustes distance jax vs numpy layout: {scale['pd_jax_vs_numpy_layout']:.4f}")
+def print_scale(scale: dict) -> None:
+    med, cold, r = scale["median_s"], scale["cold_s"], scale["ratios"]
+    print(f"\nPivotMDS, n={scale['n']:,} d={scale['d']} k={scale['k']}, median of "
+          f"{scale['repeats']} (s); load {scale['loadavg_1min']['before']:.1f} -> "
+          f"{scale['loadavg_1min']['after']:.1f}")
+    for name, t in med.items():
+        first = f"   first call {cold[name]:.2f}" if name in cold else ""
+        print(f"  {name:14s} {scale['pivots'][name]:7s} {t:8.2f}{first}")
+    print(f"  numpy_plain / default {r['numpy_plain_over_default']:.2f}x, numpy_random / default "
+          f"{r['numpy_random_over_default']:.2f}x, numpy_maxmin / default "
+          f"{r['numpy_maxmin_over_default']:.2f}x; default first call / numpy_plain "
+          f"{r['default_cold_over_numpy_plain']:.2f}x")
+    print(f"  default pivots equal NumPy's k-pass max-min: {scale['default_pivots_equal_numpy_maxmin']}"
+          f"; Procrustes distance to NumPy's layout {scale['pd_default_vs_numpy_maxmin']:.2e}")
+
+
+def print_quality(rows: list[dict]) -> None:
     cols = ["time_s", "procrustes_distance", "distance_correlation", "mutual_information",
             "trustworthiness", "continuity", "knn_preservation", "label_hit"]
     heads = ["time s", "PD", "DC", "MI", "trust", "contin", "kNN", "label"]
@@ -178,21 +264,53 @@ def print_tables(scale: dict, rows: list[dict]) -> None:
         print(f"{r['method']:10s}" + "".join(f"{r[c]:9.3f}" for c in cols))
 
 
+def stamp(quick: bool) -> dict:
+    return {"date": time.strftime("%Y-%m-%d"), "quick": quick,
+            "platform": {"python": platform.python_version(), "jax": jax.__version__,
+                         "numpy": np.__version__, "backend": jax.default_backend(),
+                         "cpus": os.cpu_count(), "machine": platform.machine()}}
+
+
+def kept_quality(old: dict):
+    """The quality part as the file has it; a file from before the parts were stamped keeps its
+    rows under the platform it recorded (its PivotMDS row used the default max-min pivots)."""
+    q = old.get("quality")
+    if not isinstance(q, list):
+        return q
+    for row in q:
+        if row["method"] == "pivotmds":
+            row.setdefault("pivots", "maxmin")
+    return {"rows": q, "run": {"date": "before 2026-12-02", "quick": old.get("quick"),
+                               "platform": old.get("platform")}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small smoke run")
+    ap.add_argument("--part", choices=("all", "scale", "quality"), default="all",
+                    help="re-run one part; the file keeps the other part as it was")
     ap.add_argument("--no-peers", action="store_true", help="skip UMAP and openTSNE")
+    ap.add_argument("--n", type=int, default=200_000, help="scale part: points")
+    ap.add_argument("--d", type=int, default=512, help="scale part: dimensions")
+    ap.add_argument("--k", type=int, default=50, help="scale part: pivots")
+    ap.add_argument("--repeats", type=int, default=5, help="scale part: timed runs per variant")
+    ap.add_argument("--cold", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "projection.json")
     args = ap.parse_args()
-    big, small, reps = ((100_000, 100), (2000, 100), 3) if args.quick else \
-        ((1_000_000, 1000), (10_000, 1000), 3)
-    scale = scale_part(*big, k=50, repeats=reps)
-    rows = quality_part(*small, repeats=reps, peers=not args.no_peers)
-    print_tables(scale, rows)
-    result = {"benchmark": "projection", "quick": args.quick, "scale": scale, "quality": rows,
-              "platform": {"python": platform.python_version(), "jax": jax.__version__,
-                           "numpy": np.__version__, "backend": jax.default_backend(),
-                           "cpus": os.cpu_count(), "machine": platform.machine()}}
+    if args.cold:
+        print(cold_worker(args.cold, args.n, args.d, args.k))
+        return
+    (n, d), small, reps = ((20_000, 100), (2000, 100), 3) if args.quick else \
+        ((args.n, args.d), (10_000, 1000), args.repeats)
+    old = json.loads(args.out.read_text()) if args.out.exists() else {}
+    result = {"benchmark": "projection", "scale": old.get("scale"), "quality": kept_quality(old)}
+    if args.part in ("all", "scale"):
+        result["scale"] = {**scale_part(n, d, k=args.k, repeats=reps), "run": stamp(args.quick)}
+        print_scale(result["scale"])
+    if args.part in ("all", "quality"):
+        rows = quality_part(*small, repeats=3, peers=not args.no_peers)
+        result["quality"] = {"rows": rows, "run": stamp(args.quick)}
+        print_quality(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.out}")
