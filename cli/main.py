@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from cli import (activations, corpus, evaluate, experiment, predict, project, recalibrate,
-                 serve, train)
+from cli import (activations, corpus, evaluate, experiment, models, predict, project,
+                 recalibrate, serve, train)
 
 EPILOG = """corpus specs: synth | synth:small | synth:large | fsdd:PATH | speech-commands:PATH | folder:PATH
 cache folder: $HEARSIGHT_HOME (default ~/.cache/hearsight)"""
@@ -20,7 +20,7 @@ cache folder: $HEARSIGHT_HOME (default ~/.cache/hearsight)"""
 # Sub-command name -> its module (``add_parser(sub)``, ``run(args)``), in the order of --help.
 COMMANDS = {"corpus": corpus, "train": train, "predict": predict, "evaluate": evaluate,
             "recalibrate": recalibrate, "serve": serve, "activations": activations,
-            "project": project, "experiment": experiment}
+            "project": project, "experiment": experiment, "models": models}
 
 
 def build_parser() -> argparse.ArgumentParser:
