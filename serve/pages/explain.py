@@ -21,6 +21,7 @@ from engine.ablation import class_probs, masked_probs
 from engine.attribution import BASELINES, METHODS
 from engine.attribution.options import conv_layer_names, method_options, model_fns
 from serve.pages import explain_parts as EP
+from serve.text import esc
 
 N_STEPS = 21  # points of each deletion / insertion curve
 
@@ -51,6 +52,7 @@ class ExplainPage:
         self.header = md("### Bring audio in from the sidebar to explain the prediction." if ok
                          else "### This model does not expose `acts_fn`; nothing to explain.",
                          css_classes=["hs-explain-header"])
+        self._clip_name, self._top = "", 0
         self.target_select = w.Select(name="Target class", options={}, css_classes=["hs-explain-target"])
         self.steps_slider = w.IntSlider(name="Integrated-gradients steps", start=8, end=128,
                                         step=8, value=32, css_classes=["hs-explain-steps"])
@@ -119,17 +121,26 @@ class ExplainPage:
         with self._lock:
             self.x = np.asarray(a.features, np.float32)
             self.probs = class_probs(self.acts_fn, self.x)
-            self.header.object = f"### {clip.name}: why **{self.labels[a.top]}**?"
+            self._clip_name, self._top = clip.name, int(a.top)
             self._refill(self.target_select,  # one start() below
                          options={lab: i for i, lab in enumerate(self.labels)},
                          value=int(np.argmax(self.probs)))
         self.start()
+
+    def _title(self, target: int) -> str:
+        """The header asks about the class the maps explain: the target, not the top class."""
+        name = esc(self._clip_name)
+        if target == self._top:
+            return f"### {name}: why **{esc(self.labels[target])}**?"
+        return (f"### {name}: why **{esc(self.labels[target])}**? "
+                f"(the model says {esc(self.labels[self._top])})")
 
     def start(self) -> None:
         """Recompute maps, curves and the ablation ranking in a worker thread."""
         if self.x is None or self.acts_fn is None:
             return
         with self._lock:
+            self.header.object = self._title(int(self.target_select.value))
             self._gen += 1
             self._thread = threading.Thread(target=self._compute, args=(self._gen,), daemon=True)
             self._thread.start()

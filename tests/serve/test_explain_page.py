@@ -198,3 +198,15 @@ def test_what_the_page_computes_reaches_the_browsers_widgets():
     np.testing.assert_array_equal(table.source.data["channel"],
                                   page.ranking[1]["channel"].to_numpy())
     assert list(table.source.data["channel"])[:1] == [0]  # the planted channel ranks first
+
+
+def test_the_header_asks_about_the_target_class(page):
+    top = page.labels[int(np.argmax(page.probs))]
+    assert page.header.object == f"### planted: why **{top}**?"
+    page.target_select.value = 1
+    page.wait(timeout=120)
+    assert page.header.object == (f"### planted: why **{page.labels[1]}**? "
+                                  f"(the model says {top})")
+    page.target_select.value = 0
+    page.wait(timeout=120)
+    assert page.header.object == f"### planted: why **{top}**?"
