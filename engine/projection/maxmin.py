@@ -60,10 +60,19 @@ def _rows(x, idx: np.ndarray) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
-def _full_block(x, start: int, chunk: int) -> jax.Array:
-    """:func:`row_block`, the short last block padded to ``chunk`` rows: one compile a shape."""
-    block = row_block(x, start, chunk)
-    return block if block.shape[0] == chunk else jnp.pad(block, ((0, chunk - block.shape[0]), (0, 0)))
+def _first_distances(x, p: np.ndarray, chunk: int) -> np.ndarray:
+    """``||x_i - p||²`` for every row, ``(n,)`` float32, streamed in blocks of ``chunk`` rows.
+
+    The last block ends at row ``n`` and overlaps the one before, so every block has one shape
+    (one compile); padding a short last block instead cost a fresh zeroed block per call.
+    """
+    n, pd = x.shape[0], jnp.asarray(p)
+    starts = [*range(0, n - chunk, chunk), n - chunk]
+    parts = [_sqdist_to(row_block(x, s, chunk), pd) for s in starts]
+    out = np.empty(n, np.float32)
+    for s, part in zip(starts, parts):
+        out[s:s + chunk] = np.asarray(part)
+    return out
 
 
 class _State:
@@ -78,9 +87,7 @@ class _State:
 
     def __init__(self, x, k: int, first: int, chunk: int):
         self.p0 = _rows(x, np.array([first]))[0]
-        p0, n = jnp.asarray(self.p0), x.shape[0]
-        parts = [_sqdist_to(_full_block(x, s, chunk), p0) for s in range(0, n, chunk)]
-        self.u0 = np.asarray(jnp.concatenate(parts))[:n]
+        self.u0 = _first_distances(x, self.p0, chunk)
         self.tol = RESOLUTION * float(self.u0.max())
         self.piv, self.rows = np.zeros((k, x.shape[1]), np.float32), [first]
         self.taken = np.zeros(self.u0.size, bool)

@@ -67,7 +67,7 @@ def _clusters(rng, n, d):
 @pytest.mark.parametrize("data", ["gauss", "clusters", "offset", "grid", "few"])
 def test_maxmin_pivots_equal_the_k_pass_reference(monkeypatch, data):
     # Small batches and sorted blocks so a few thousand points go through every path: several
-    # rounds per pivot, the sorted prefix extended, the last streamed block padded.
+    # rounds per pivot, the sorted prefix extended, the last streamed block overlapping.
     monkeypatch.setattr(maxmin, "BATCH", 16)
     monkeypatch.setattr(maxmin, "LATER_BATCH", 64)
     monkeypatch.setattr(maxmin, "TOP", 100)
@@ -115,7 +115,7 @@ def test_default_pivot_mds_reads_the_data_a_few_times_not_k():
 
 def test_default_pivot_mds_compiles_once_per_shape():
     # The page projects one layer after another with new data: after the first call of a
-    # shape nothing compiles again; the short last block is padded, so it is no new shape.
+    # shape nothing compiles again; the last block overlaps the one before, so it is no new shape.
     rng = np.random.default_rng(7)
     kernels = (maxmin._sqdist_to, maxmin._nearest)
     pivot_mds(rng.standard_normal((5000, 7)).astype(np.float32), k=12, key=KEY, chunk=1024)
