@@ -86,7 +86,12 @@ class EditedClip:
 
 def edited_clip(wave: np.ndarray, sample_rate: int, chain: list[dict], *,
                 n_samples: int) -> EditedClip:
-    """``apply_chain`` then :func:`data.audio.fit_to_window` and ``peak_normalise``.
+    """``apply_chain``, :func:`data.audio.fit_to_window`, then clipping at full scale.
+
+    No normalisation after the edits, so loudness edits reach the model: samples driven past
+    ±1 are clipped, as a recorder would, and the note says how many (the features are
+    normalised to the clip's maximum, so a gain that clips nothing changes nothing the model
+    hears — the note says that too).
 
     Args:
       wave: ``(samples,)`` original float32 waveform at ``sample_rate`` Hz.
@@ -95,11 +100,13 @@ def edited_clip(wave: np.ndarray, sample_rate: int, chain: list[dict], *,
     Raises:
       ValueError: from the chain (invalid edit, or an edit impossible on this clip).
     """
-    from data.audio import fit_to_window, peak_normalise
+    from data.audio import fit_to_window
 
     raw = apply_chain(wave, sample_rate, chain)
     n = int(raw.shape[0])
-    fitted = peak_normalise(fit_to_window(raw, n_samples))
+    fitted = fit_to_window(raw, n_samples)
+    clipped = float(np.mean(np.abs(fitted) > 1.0))
+    fitted = np.clip(fitted, -1.0, 1.0)
     if n > n_samples:
         note = (f"The edits made the clip {n / sample_rate:.2f} s long; it was **trimmed** to "
                 f"the model's {n_samples / sample_rate:.2f} s window (loudest part kept).")
@@ -108,7 +115,13 @@ def edited_clip(wave: np.ndarray, sample_rate: int, chain: list[dict], *,
                 f"silence (centred) to the model's {n_samples / sample_rate:.2f} s window.")
     else:
         note = ""
-    return EditedClip(wave=fitted.astype(np.float32), raw_samples=n, note=note)
+    if clipped > 0:
+        note += (f" The edits drive {100 * clipped:.1f} % of the samples past full scale: they "
+                 "are **clipped** (distorted), as a recorder would.")
+    elif any(e.get("op") == "gain" for e in chain):
+        note += (" A gain that clips nothing leaves the model's input unchanged: its features "
+                 "are normalised to the clip's loudest point.")
+    return EditedClip(wave=fitted.astype(np.float32), raw_samples=n, note=note.strip())
 
 
 def top_class(probs: np.ndarray, labels: list[str]) -> tuple[str, float]:

@@ -85,7 +85,7 @@ def _click(page, op, **values):
 
 
 def _expected(wave, chain):
-    return peak_normalise(fit_to_window(apply_chain(wave, 8000, chain), N))
+    return np.clip(fit_to_window(apply_chain(wave, 8000, chain), N), -1.0, 1.0)
 
 
 def test_param_widgets_follow_the_schema():
@@ -108,10 +108,15 @@ def test_gain_then_reverse_equals_apply_chain(page):
     chain = page.history.chain
     assert chain == [{"op": "gain", "params": {"db": 6.0}}, {"op": "reverse", "params": {}}]
     np.testing.assert_array_equal(page.edited.wave, _expected(orig, chain))
-    # By hand: peak normalisation undoes the gain, so the result is the reversed original.
-    np.testing.assert_allclose(page.edited.wave, orig[::-1], atol=1e-6)
+    # By hand: +6 dB doubles the reversed original, and what passes full scale is clipped
+    # (the gain used to be undone by a peak normalisation after the chain).
+    g = np.float32(10 ** (6 / 20))
+    np.testing.assert_allclose(page.edited.wave, np.clip(orig[::-1] * g, -1, 1), atol=1e-6)
+    over = float(np.mean(np.abs(orig * g) > 1))
+    assert over > 0 and not np.allclose(page.edited.wave, orig[::-1], atol=1e-3)
     assert "gain(db=+6)" in page.chain_view.object and "reverse()" in page.chain_view.object
-    assert page.edited.note == "" and not page.length_note.visible
+    assert f"{100 * over:.1f} % of the samples past full scale" in page.edited.note
+    assert "**clipped**" in page.edited.note and page.length_note.visible
     audio = page.side_b.objects[1]
     np.testing.assert_allclose(audio.object, np.clip(page.edited.wave, -0.99, 0.99))
 
@@ -121,11 +126,13 @@ def test_undo_removes_and_redo_restores(page):
     _click(page, "reverse")
     page.undo_button.clicks += 1
     assert page.history.chain == [{"op": "gain", "params": {"db": 6.0}}]
-    np.testing.assert_allclose(page.edited.wave, page.original.wave, atol=1e-6)
+    np.testing.assert_allclose(page.edited.wave, _expected(page.original.wave, page.history.chain),
+                               atol=1e-6)
     assert not page.redo_button.disabled and "reverse" not in page.chain_view.object
     page.redo_button.clicks += 1
     assert [e["op"] for e in page.history.chain] == ["gain", "reverse"]
-    np.testing.assert_allclose(page.edited.wave, page.original.wave[::-1], atol=1e-6)
+    np.testing.assert_allclose(page.edited.wave, _expected(page.original.wave, page.history.chain),
+                               atol=1e-6)
     assert page.redo_button.disabled and not page.undo_button.disabled
     page.reset_button.clicks += 1
     assert page.history.chain == [] and page.undo_button.disabled
