@@ -24,14 +24,16 @@ def _shown(page, ui, css: str) -> tuple[str, float]:
 
 
 def _expected(checkpoint, path) -> tuple[tuple[str, float], tuple[str, float]]:
-    """(top, percent) of the prepared clip and of its time reversal, computed in-process."""
+    """(top, percent) of the prepared clip and of its time reversal at +6 dB (clipped at full
+    scale, nothing normalised after the edits), computed in-process."""
     from data.audio import fit_to_window, load_audio, peak_normalise
     from engine.predictor import Predictor
 
     pred = Predictor.load(checkpoint)
     wave, _ = load_audio(path.read_bytes(), sample_rate=pred.params.sample_rate, name=path.name)
     wave = peak_normalise(fit_to_window(wave, pred.params.n_samples)).astype(np.float32)
-    probs = pred.predict_waves(np.stack([wave, wave[::-1]]))
+    edited = np.clip(wave[::-1] * np.float32(10 ** (6 / 20)), -1.0, 1.0)
+    probs = pred.predict_waves(np.stack([wave, edited]))
     return tuple((pred.labels[int(p.argmax())], 100.0 * float(p.max())) for p in probs)
 
 
