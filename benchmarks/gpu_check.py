@@ -418,6 +418,11 @@ def section_morph(cfg: dict, budget: Budget, cpu: bool) -> dict:
 
 def section_bridged(cfg: dict, budget: Budget, cpu: bool) -> dict:
     missing = "not available: model-contract issue not landed"
+    if cpu and not cfg.get("bridged", False):
+        # A bridged model compiles for ~30-60 s on a loaded 2-core CPU, past the smoke run's
+        # budget; its code paths are tested in tests/models/foreign (--with-bridged runs it).
+        return {"status": "skipped", "reason": "not available in the --cpu smoke run (tested by "
+                "tests/models/foreign; add --with-bridged to run it)"}
     try:
         importlib.import_module("models.foreign")
     except ImportError as e:
@@ -590,9 +595,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="also pip install the bench extra's torch (the CUDA peer of forward)")
     ap.add_argument("--budget", type=float, default=None, help="total wall seconds (480; cpu 55)")
     ap.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
+    ap.add_argument("--with-bridged", action="store_true",
+                    help="with --cpu: run the bridged model too (slow to compile on a CPU)")
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "gpu_check.json")
     args = ap.parse_args(argv)
-    cfg = SIZES["cpu" if args.cpu else "gpu"]
+    cfg = {**SIZES["cpu" if args.cpu else "gpu"], "bridged": args.with_bridged or not args.cpu}
     budget = Budget(args.budget or cfg["budget"])
     result = {"benchmark": "gpu_check", "mode": "cpu-smoke" if args.cpu else "gpu",
               "budget_s": budget.total, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
