@@ -6,8 +6,8 @@ import logging
 
 import panel as pn
 
+from data.names import safe_basename
 from serve.recorder import Recorder
-from serve.session import safe_name
 from serve.text import esc, live_text
 from serve.upload import Upload
 
@@ -103,7 +103,7 @@ class AudioIn:
             try:
                 data = self.upload.file_bytes()
             except ValueError as exc:
-                self.session.error(f"{safe_name(name)}: {exc}")
+                self.session.error(f"{safe_basename(name)}: {exc}")
                 return
             self.session.load_bytes(data, name, source="upload")
 
@@ -116,7 +116,7 @@ class AudioIn:
         info = event.new or {}
         size, name = info.get("size"), info.get("name")
         if isinstance(size, int) and isinstance(name, str):
-            self.session.error(f"{safe_name(name)}: file is "
+            self.session.error(f"{safe_basename(name)}: file is "
                                f"{bytes_over(size, self.upload.max_bytes)}; not uploaded "
                                "(trim it first)")
 
@@ -129,8 +129,8 @@ class AudioIn:
             load()
         except Exception as exc:  # noqa: BLE001 - the session must go on, and quietly
             reason = f"{type(exc).__name__}: {str(exc)[:200]}"
-            log.error("%s failed: %s, %d bytes: %s", what, safe_name(name), size, reason)
-            self.session.error(f"{safe_name(name)}: could not be loaded ({reason}).")
+            log.error("%s failed: %s, %d bytes: %s", what, safe_basename(name), size, reason)
+            self.session.error(f"{safe_basename(name)}: could not be loaded ({reason}).")
 
     def _on_record(self, event) -> None:
         if not event.new:
