@@ -73,3 +73,13 @@ def toy():
 def planted():
     return SimpleNamespace(acts=planted_acts, logits=planted_logits, input=planted_input,
                            mass=patch_mass)
+
+
+@pytest.fixture
+def pair():
+    """``(x (120, 10), y (120, 2))``: a noisy linear 2-D image of 10-D points, for projection
+    distances and quality metrics."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 10))
+    y = x @ rng.standard_normal((10, 2)) + 0.3 * rng.standard_normal((120, 2))
+    return x, y

@@ -116,14 +116,6 @@ def test_shape_mismatches_raise(cloud):
         align_layers([cloud, cloud[:10]])
 
 
-@pytest.fixture
-def pair():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((120, 10))
-    y = x @ rng.standard_normal((10, 2)) + 0.3 * rng.standard_normal((120, 2))
-    return x, y
-
-
 def test_procrustes_distance_is_scipy_disparity(pair):
     x, y = pair
     x2 = x[:, :2]

@@ -8,14 +8,6 @@ from sklearn.manifold import trustworthiness as sk_trustworthiness
 from engine.projection import quality, subsample
 
 
-@pytest.fixture
-def pair():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((120, 10))
-    y = x @ rng.standard_normal((10, 2)) + 0.3 * rng.standard_normal((120, 2))
-    return x, y
-
-
 def test_trustworthiness_matches_sklearn(pair):
     x, y = pair
     for k in (1, 5, 12):
