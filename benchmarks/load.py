@@ -185,7 +185,7 @@ def _parse(argv) -> argparse.Namespace:
 
 def _measure(args, url: str, pid: int) -> tuple[list, dict | None]:
     """The ramp (stopping early once a level's p95 passes ``--stop-p95``), then the soak."""
-    from load_client import register_models
+    from load_models import register_models
 
     register_models()
     pool = client_pool(args.client_procs)

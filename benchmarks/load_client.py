@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from load_models import register_models  # noqa: F401  (re-exported for load.py)
+from load_models import register_models
 
 ITEM_CLASS, HEADER_CLASS = "hs-item", "hs-inspect-header"
 RUN_CLASS, STEP_CLASS = "hs-actmax-run", "hs-actmax-step"
