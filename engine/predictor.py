@@ -107,18 +107,104 @@ class Predictor:
 
     def predict_files(self, paths: list[str]) -> list[dict]:
         """One record per file: probabilities of every class, or the reason it failed."""
-        from data.audio import AudioError, prepare_wave
+        return predict_files(self, paths)
 
-        out = []
-        for path in paths:
-            try:
-                wave = prepare_wave(path, self.params, name=Path(path).name)
-            except AudioError as exc:
-                out.append({"file": str(path), "error": str(exc)})
-                continue
-            probs = self.predict_waves(wave[None])[0]
-            out.append(prediction_record(str(path), probs, self.labels))
-        return out
+    # -- the questions every predictor answers (see engine.contract_predictor) ----------
+    input_kind = "features"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.params.shape)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.params.sample_rate)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.params.n_samples)
+
+    @property
+    def floor(self) -> float:
+        return float(self.params.floor)
+
+    @property
+    def picture_params(self) -> FeatureParams:
+        return self.params
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(getattr(self.forward, "layer_names", ()))
+
+    def baseline_input(self) -> np.ndarray:
+        return np.full(self.params.shape, self.params.floor, np.float32)
+
+    def picture(self, x: np.ndarray) -> np.ndarray:
+        """The inputs themselves: hearsight's features are already a time-frequency picture."""
+        x = np.asarray(x, np.float32)
+        return x if x.ndim == 3 else x[None]
+
+    def picture_frequencies(self) -> np.ndarray:
+        from engine.contract_predictor import row_frequencies
+
+        return row_frequencies(self.params)
+
+    def hear(self, x: np.ndarray, *, n_iter: int = 32, seed: int = 0) -> np.ndarray:
+        """``(n, n_samples)`` audio of feature inputs (Griffin-Lim, peak 0.9)."""
+        import jax
+
+        from engine.inversion import spectrogram_to_audio
+
+        key = jax.random.PRNGKey(seed)
+        return np.stack([np.asarray(spectrogram_to_audio(xi, self.params, n_iter=n_iter, key=key))
+                         for xi in self.picture(x)])
+
+    def sonify_map(self, fmap: np.ndarray, *, n_iter: int = 32, seed: int = 0) -> np.ndarray:
+        import jax
+
+        from engine.sonify import sonify_feature_map
+
+        return np.asarray(sonify_feature_map(np.asarray(fmap, np.float32), self.params,
+                                             n_iter=n_iter, key=jax.random.PRNGKey(seed)))
+
+    def layer_parameters(self) -> dict[str, np.ndarray]:
+        return layer_parameters(self.model)
+
+
+def is_contract_spec(spec) -> bool:
+    """Whether ``spec`` names a model behind the contract (``hf:``, ``torch:``, ``onnx:``)."""
+    from models.contract import ADAPTERS
+
+    prefix, sep, rest = str(spec).partition(":")
+    return bool(sep and rest) and prefix in ADAPTERS
+
+
+def load_predictor(spec, *, trusted_arch: str | None = None):
+    """The predictor of a model spec: ``hf:PATH``, ``torch:package.module:factory`` and
+    ``onnx:FILE`` through :func:`models.contract.load_model`, anything else a hearsight
+    checkpoint folder (:meth:`Predictor.load`)."""
+    if is_contract_spec(spec):
+        from engine.contract_predictor import ContractPredictor
+        from models.contract import load_model
+
+        return ContractPredictor(load_model(str(spec)))
+    return Predictor.load(spec, trusted_arch=trusted_arch)
+
+
+def predict_files(predictor, paths: list[str]) -> list[dict]:
+    """One record per file: probabilities of every class, or the reason it failed."""
+    from data.audio import AudioError, prepare_wave
+
+    out = []
+    for path in paths:
+        try:
+            wave = prepare_wave(path, predictor.params, name=Path(path).name)
+        except AudioError as exc:
+            out.append({"file": str(path), "error": str(exc)})
+            continue
+        probs = predictor.predict_waves(wave[None])[0]
+        out.append(prediction_record(str(path), probs, predictor.labels))
+    return out
 
 
 def make_acts_fn(graphdef, state):

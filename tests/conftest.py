@@ -60,3 +60,51 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
             "labels": FSDD_LABELS, "features": params.to_dict(),
             "corpus": f"fsdd:{FSDD_DIR}", "split": {}, "metrics": {"note": "untrained"}}
     return save_checkpoint(tmp_path_factory.mktemp("tiny-ckpt") / "ddevis", model, meta)
+
+
+FOREIGN_BUILDERS = REPO / "tests" / "models" / "foreign"
+
+
+def _foreign_ready() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "torchax", "transformers"))
+
+
+@pytest.fixture(scope="session")
+def tiny_hf(tmp_path_factory):
+    """``tiny_hf(family) -> Path``: a tiny random Hugging Face audio classifier folder
+    (``save_pretrained``, no download; families of ``foreign_builders.FAMILIES``), made once
+    per session and family. Skips when the ``foreign`` extra is not installed."""
+    import sys
+
+    if not _foreign_ready():
+        pytest.skip("the foreign extra (torch, torchax, transformers) is not installed")
+    if str(FOREIGN_BUILDERS) not in sys.path:
+        sys.path.insert(0, str(FOREIGN_BUILDERS))
+    from foreign_builders import save_tiny
+
+    made: dict[str, Path] = {}
+
+    def make(family: str) -> Path:
+        if family not in made:
+            made[family] = save_tiny(family, tmp_path_factory.mktemp(f"hf-{family}"))
+        return made[family]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_predictor(tiny_hf):
+    """``tiny_hf_predictor(family)``: the :class:`engine.contract_predictor.ContractPredictor`
+    of :func:`tiny_hf`'s folder, loaded once per session and family."""
+    from engine.predictor import load_predictor
+
+    loaded: dict = {}
+
+    def get(family: str):
+        if family not in loaded:
+            loaded[family] = load_predictor(f"hf:{tiny_hf(family)}")
+        return loaded[family]
+
+    return get
