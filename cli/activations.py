@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import math
 
-from cli.inputs import layer_list, open_corpus_args, resolve_model
+from cli.inputs import MODEL_HELP, layer_list, load_model_arg, open_corpus_args
 
 
 def add_parser(sub) -> None:
     a = sub.add_parser("activations", help="store every layer's activations of a corpus split")
-    a.add_argument("--model", default=None, help="checkpoint folder (default: the cached default)")
+    a.add_argument("--model", default=None, help=MODEL_HELP)
     a.add_argument("--corpus", required=True, help="corpus spec, e.g. synth or fsdd:PATH")
     a.add_argument("--split", default="test", choices=["train", "valid", "test", "all"])
     a.add_argument("--level", default="utterance", choices=["utterance", "frame"])
@@ -20,17 +20,19 @@ def add_parser(sub) -> None:
     a.add_argument("--batch-size", type=int, default=64)
     a.add_argument("--overwrite", action="store_true", help="replace an existing store")
     a.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    a.add_argument("--arch", default=None, metavar="ENTRY",
+                   help="trust this bring-your-own entry point 'package.module:factory' "
+                        "(a checkpoint naming one is refused without it)")
 
 
 def run(args):
     from tqdm import tqdm
 
     from data.activations import compute_activation_batches, write_activation_store
-    from engine.predictor import Predictor
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    predictor = Predictor.load(resolve_model(args.model))
+    predictor = load_model_arg(args.model, getattr(args, "arch", None))
     corpus = open_corpus_args(args.corpus)
     unknown = sorted(set(corpus.labels) - set(predictor.labels))
     if unknown:
@@ -39,7 +41,7 @@ def run(args):
     items = corpus.split(args.split)
     if not items:
         raise ValueError(f"corpus {args.corpus!r} has no items in split {args.split!r}")
-    available = tuple(getattr(predictor.forward, "layer_names", ()))
+    available = tuple(n for n in predictor.layer_names if n not in ("logits", "probs"))
     layers = layer_list(args.layers, available) if available else None
     batches = compute_activation_batches(
         items, lambda w: predictor.run(predictor.features(w)), params=predictor.params,

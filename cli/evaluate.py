@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from cli.inputs import open_corpus_args, resolve_model
+from cli.inputs import MODEL_HELP, load_model_arg, open_corpus_args, split_inputs
 
 
 def add_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="accuracy, per-class accuracy, confusion matrix")
-    e.add_argument("--model", default=None)
+    e.add_argument("--model", default=None, help=MODEL_HELP)
     e.add_argument("--corpus", required=True)
     e.add_argument("--split", default="test", choices=["train", "valid", "test", "all"])
     e.add_argument("--split-by", default="default", choices=["default", "speaker"])
@@ -20,17 +20,15 @@ def add_parser(sub) -> None:
 
 
 def run(args):
-    from data.dataset import load_split
-    from engine.predictor import Predictor
 
-    predictor = Predictor.load(resolve_model(args.model), trusted_arch=args.arch)
+    predictor = load_model_arg(args.model, getattr(args, "arch", None))
     corpus = open_corpus_args(args.corpus, args)
     if list(corpus.labels) != predictor.labels:
         missing = sorted(set(corpus.labels) - set(predictor.labels))
         if missing:
             raise ValueError(f"corpus labels {missing} are unknown to the model "
                              f"(it knows {predictor.labels})")
-    arrays = load_split(corpus, args.split, predictor.params, progress=True)
+    arrays = split_inputs(predictor, corpus, args.split, progress=True)
     probs, _ = predictor.run(arrays.x)
     index = {name: i for i, name in enumerate(predictor.labels)}
     y = [index[corpus.labels[j]] for j in arrays.y]

@@ -56,9 +56,47 @@ def ensure_default_model(*, budget_s: float = 90.0, log=print) -> Path:
     return out
 
 
-def resolve_model(path: str | None) -> Path:
-    """``path``, or the default model's folder (made on first use) when it is not given."""
+def resolve_model(path: str | None) -> Path | str:
+    """``path``, or the default model's folder (made on first use) when it is not given.
+
+    A model spec behind the contract (``hf:PATH``, ``torch:package.module:factory``,
+    ``onnx:FILE``) is returned as it is."""
+    from engine.predictor import is_contract_spec
+
+    if path and is_contract_spec(path):
+        return str(path)
     return Path(path) if path else ensure_default_model(log=err)
+
+
+def load_model_arg(path: str | None, trusted_arch: str | None = None):
+    """The predictor of ``--model`` (:func:`engine.predictor.load_predictor`)."""
+    from engine.predictor import load_predictor
+
+    return load_predictor(resolve_model(path), trusted_arch=trusted_arch)
+
+
+MODEL_HELP = ("checkpoint folder, or your own model: hf:FOLDER, torch:package.module:factory, "
+              "onnx:FILE (default: the cached default model)")
+
+
+def split_inputs(predictor, corpus, split: str, *, progress: bool = False):
+    """``SplitArrays`` of a corpus split whose ``x`` are the predictor's model inputs
+    (hearsight's cached features for its own checkpoints; waves through the model's own
+    input function otherwise)."""
+    from dataclasses import replace
+
+    from data.dataset import load_split
+
+    if getattr(predictor, "input_kind", "features") == "features" and \
+            getattr(predictor, "picture_params", None) is predictor.params:
+        return load_split(corpus, split, predictor.params, progress=progress)
+    arrays = load_split(corpus, split, predictor.params, with_waves=True, cache=False,
+                        progress=progress)
+    import numpy as np
+
+    x = [predictor.features(arrays.waves[i:i + 64]) for i in range(0, len(arrays.waves), 64)]
+    x = np.concatenate(x) if x else np.zeros((0, *predictor.input_shape), np.float32)
+    return replace(arrays, x=x)
 
 
 def layer_list(spec: str, available) -> list[str] | None:

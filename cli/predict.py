@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from cli.inputs import resolve_model
+from cli.inputs import MODEL_HELP, load_model_arg
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="probabilities of every class for audio files")
-    p.add_argument("--model", default=None, help="checkpoint folder (default: the cached default)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--json", action="store_true")
     p.add_argument("--arch", default=None, metavar="ENTRY",
                    help="trust this bring-your-own entry point 'package.module:factory' "
@@ -21,9 +21,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Exit status 2 when no file could be classified, else 0 (failures reported per file)."""
     from data.names import display_name
-    from engine.predictor import Predictor
 
-    predictor = Predictor.load(resolve_model(args.model), trusted_arch=args.arch)
+    predictor = load_model_arg(args.model, getattr(args, "arch", None))
     records = predictor.predict_files(args.files)
     for r in records:  # names may hold undecodable bytes or control characters
         r["file"] = display_name(r["file"], limit=200)

@@ -11,7 +11,12 @@ from cli.inputs import ensure_default_model
 
 def add_parser(sub) -> None:
     s = sub.add_parser("serve", help="start the interactive server")
-    s.add_argument("--model", default=None, help="checkpoint folder (default: train/cached default)")
+    s.add_argument("--model", default=None,
+                   help="checkpoint folder, or your own model: hf:FOLDER, "
+                        "torch:package.module:factory, onnx:FILE (default: train/cached default)")
+    s.add_argument("--corpus", default=None,
+                   help="corpus for the sidebar's picker (default: the model's own; for your "
+                        "own model, the embedded synthetic corpus)")
     s.add_argument("--port", type=int, default=5006,
                    help="TCP port to listen on (default 5006)")
     s.add_argument("--procs", type=int, default=1,
@@ -48,8 +53,16 @@ def add_parser(sub) -> None:
 def run(args):
     from serve.app import serve
 
-    model_dir = Path(args.model) if args.model else ensure_default_model(
-        budget_s=args.default_budget)
+    from engine.predictor import is_contract_spec
+
+    if args.model and is_contract_spec(args.model):
+        model_dir = args.model
+    else:
+        model_dir = Path(args.model) if args.model else ensure_default_model(
+            budget_s=args.default_budget)
+    corpus = getattr(args, "corpus", None)
+    if corpus is None and is_contract_spec(model_dir):
+        corpus = "synth"
     procs = getattr(args, "procs", 1)
     if procs > 1 and jax_started():  # it just trained the default model: start over without JAX
         restart_clean()
@@ -60,7 +73,7 @@ def run(args):
                  oauth_provider=getattr(args, "oauth_provider", None),
                  oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None), procs=procs,
                  trusted_arch=getattr(args, "arch", None),
-                 auth_file=getattr(args, "auth_file", None))
+                 auth_file=getattr(args, "auth_file", None), corpus=corpus)
 
 
 def jax_started() -> bool:

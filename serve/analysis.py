@@ -16,13 +16,18 @@ def conv_layers(acts: dict) -> list[str]:
     return [k for k, v in acts.items() if np.ndim(v) == 3 and k not in ("probs", "logits")]
 
 
-def sonify(acts_map: np.ndarray, params, *, seed: int = 0) -> np.ndarray:
-    """Audio ``(params.n_samples,)`` of one feature map ``(freq', time')``: the map stretched
-    over the spectrogram and inverted by Griffin-Lim (:func:`engine.sonify.sonify_feature_map`,
-    ``FEATURE_MAP_AUDIO_ITERS`` iterations, seeded phase)."""
-    import jax
+def sonify(acts_map: np.ndarray, predictor, *, seed: int = 0) -> np.ndarray:
+    """Audio ``(n_samples,)`` of one feature map ``(freq', time')``: the map stretched over the
+    predictor's input picture and inverted by Griffin-Lim (``predictor.sonify_map``, see
+    :func:`engine.sonify.sonify_feature_map`; ``FEATURE_MAP_AUDIO_ITERS`` iterations, seeded
+    phase). ``predictor`` may also be hearsight ``FeatureParams``."""
+    from data.features import FeatureParams
 
-    from engine.sonify import sonify_feature_map
+    if isinstance(predictor, FeatureParams):
+        import jax
 
-    key = jax.random.PRNGKey(seed)
-    return np.asarray(sonify_feature_map(acts_map, params, n_iter=FEATURE_MAP_AUDIO_ITERS, key=key))
+        from engine.sonify import sonify_feature_map
+
+        return np.asarray(sonify_feature_map(acts_map, predictor, n_iter=FEATURE_MAP_AUDIO_ITERS,
+                                             key=jax.random.PRNGKey(seed)))
+    return np.asarray(predictor.sonify_map(acts_map, n_iter=FEATURE_MAP_AUDIO_ITERS, seed=seed))

@@ -18,11 +18,14 @@ class Shared:
 
     def __init__(self, model_dir: str | Path, limits: Limits | None = None, *,
                  separate: str | Path | None = None, prior: str | Path | None = None,
-                 projection: str | Path | None = None, trusted_arch: str | None = None):
-        from engine.predictor import Predictor
+                 projection: str | Path | None = None, trusted_arch: str | None = None,
+                 corpus: str | None = None):
+        from engine.predictor import load_predictor
 
         self.trusted_arch = trusted_arch  # the operator's --arch: an entry point to import
-        self.predictor = Predictor.load(model_dir, trusted_arch=trusted_arch)
+        # a checkpoint folder, or a model behind the contract (hf:, torch:, onnx:)
+        self.predictor = load_predictor(model_dir, trusted_arch=trusted_arch)
+        self.corpus = corpus  # the sidebar's corpus (default: the model's own)
         self.limits = limits or Limits.from_env()
         self.model_dir = str(model_dir)
         self._items = None
@@ -35,9 +38,9 @@ class Shared:
         """A second classifier (same labels and features, other seed) for verdicts, or None."""
         if not directory:
             return None
-        from engine.predictor import Predictor
+        from engine.predictor import load_predictor
 
-        other = Predictor.load(directory, trusted_arch=self.trusted_arch)
+        other = load_predictor(directory, trusted_arch=self.trusted_arch)
         if other.labels != self.predictor.labels or other.params != self.predictor.params:
             raise ValueError(f"--separate {directory}: labels or features differ from the model's")
         return other
@@ -46,6 +49,10 @@ class Shared:
         """The decoder prior (a spectrogram autoencoder on the same features), or None."""
         if not directory:
             return None
+        if self.predictor.input_kind != "features" or self.predictor.picture_params is None:
+            raise ValueError(f"--prior {directory}: a decoder prior works in hearsight's own "
+                             f"feature space; {self.model_dir} takes "
+                             f"{self.predictor.input_kind} input of another kind")
         from models.prior import load_prior
 
         return load_prior(str(directory), self.predictor.params)
@@ -56,7 +63,8 @@ class Shared:
             from data.corpora import open_corpus
 
             try:
-                corpus = open_corpus(self.predictor.metadata.get("corpus", ""), progress=False)
+                spec = self.corpus or self.predictor.metadata.get("corpus", "")
+                corpus = open_corpus(spec, progress=False)
                 self._items = list(corpus.split("test"))
             except (ValueError, OSError):
                 self._items = []
@@ -70,9 +78,9 @@ class Shared:
 
         from serve.analysis import conv_layers, sonify
 
-        p = self.predictor.params
+        p = self.predictor
         rng = np.random.default_rng(0)
-        _, acts = self.predictor.run(self.predictor.features(rng.normal(0, 0.1, (1, p.n_samples))))
+        _, acts = p.run(p.features(rng.normal(0, 0.1, (1, p.n_samples)).astype(np.float32)))
         layers = conv_layers({k: v[0] for k, v in acts.items()})
         if layers:
             sonify(np.asarray(acts[layers[0]])[0, :, :, 0], p)
@@ -193,7 +201,8 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
           allow_websocket_origin: list[str] | None = None, basic_auth: str | None = None,
           show: bool = False, start: bool = True, separate=None, prior=None, projection=None,
           oauth_provider: str | None = None, oauth_redirect_uri: str | None = None,
-          procs: int = 1, trusted_arch: str | None = None, auth_file: str | None = None):
+          procs: int = 1, trusted_arch: str | None = None, auth_file: str | None = None,
+          corpus: str | None = None):
     """Start the server (blocking when ``start``); returns the bokeh ``Server``.
 
     ``procs`` > 1 forks that many worker processes sharing the port (Bokeh's ``num_procs``);
@@ -211,8 +220,14 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
     kwargs = auth_kwargs(basic_auth, oauth_provider, oauth_redirect_uri, auth_file=auth_file,
                          limits=limits)
     options = dict(separate=separate, prior=prior, projection=projection,
-                   trusted_arch=trusted_arch)
-    if procs > 1:
+                   trusted_arch=trusted_arch, corpus=corpus)
+    from engine.predictor import is_contract_spec
+
+    if procs > 1 and is_contract_spec(model_dir):
+        arch = str(model_dir)
+        lazy = PerProcess(model_dir, limits, **options)
+        app = lambda: build_session(lazy.get())  # noqa: E731
+    elif procs > 1:
         from models.checkpoint import check_trusted_arch, read_metadata, validate_metadata
 
         meta = read_metadata(Path(model_dir))  # a bad folder fails now, before forking

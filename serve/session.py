@@ -26,9 +26,10 @@ class Clip:
 class Analysis:
     """Everything the Inspect views need for one clip (batch axis removed)."""
 
-    features: np.ndarray  # (freq, time)
+    features: np.ndarray  # the model input: (freq, time) features, or (n_samples,) for a waveform model
     probs: np.ndarray  # (classes,)
     acts: dict = field(default_factory=dict)  # name -> array without the batch axis
+    picture: np.ndarray | None = None  # (freq, time) picture of the input (predictor.picture)
 
     @property
     def top(self) -> int:
@@ -154,7 +155,8 @@ class Session:
         x = self.predictor.features(wave[None])
         probs, acts = self.predictor.run(x)
         result = Analysis(features=x[0], probs=np.asarray(probs[0]),
-                          acts={k: np.asarray(v[0]) for k, v in acts.items()})
+                          acts={k: np.asarray(v[0]) for k, v in acts.items()},
+                          picture=np.asarray(self.predictor.picture(x)[0]))
         with self._lock:
             if len(self._cache) > 8:
                 self._cache.pop(next(iter(self._cache)))

@@ -41,8 +41,8 @@ def test_activations_command_with_fake_model(tmp_path, monkeypatch):
 
     fake = SimpleNamespace(params=params, labels=["a", "b"], arch="fake", directory="fake",
                            features=lambda w: np.asarray(w)[:, None, :38].repeat(4, axis=1),
-                           run=run, forward=SimpleNamespace(layer_names=("conv1", "dense1")))
-    monkeypatch.setattr(predictor_mod.Predictor, "load", classmethod(lambda cls, d: fake))
+                           run=run, layer_names=("conv1", "dense1"))
+    monkeypatch.setattr(predictor_mod.Predictor, "load", classmethod(lambda cls, d, **kw: fake))
     monkeypatch.setattr(activations, "open_corpus_args", lambda spec, *a, **k: corpus)
     out = tmp_path / "acts"
     assert main(["activations", "--model", "m", "--corpus", "x", "--level", "frame",
