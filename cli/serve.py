@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
                         "torch:package.module:factory, onnx:FILE (default: train/cached default)")
     s.add_argument("--corpus", default=None,
                    help="corpus for the sidebar's picker (default: the model's own; for your "
-                        "own model, the embedded synthetic corpus)")
+                        "own model, the small embedded synthetic corpus, synth:small)")
     s.add_argument("--port", type=int, default=5006,
                    help="TCP port to listen on (default 5006)")
     s.add_argument("--procs", type=int, default=1,
@@ -62,7 +62,7 @@ def run(args):
             budget_s=args.default_budget)
     corpus = getattr(args, "corpus", None)
     if corpus is None and is_contract_spec(model_dir):
-        corpus = "synth"
+        corpus = "synth:small"  # built in seconds; --corpus names a bigger one
     procs = getattr(args, "procs", 1)
     if procs > 1 and jax_started():  # it just trained the default model: start over without JAX
         restart_clean()
