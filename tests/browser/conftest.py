@@ -108,24 +108,49 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def server(chromium_path, tiny_checkpoint, hearsight_home, tmp_path_factory):
-    """``python -m cli.main serve --model <tiny checkpoint>`` on a free loopback port."""
-    log = tmp_path_factory.mktemp("server") / "serve.log"
+def serving(model: str, hearsight_home: Path, log: Path, *extra: str):
+    """Start ``python -m cli.main serve --model MODEL EXTRA...`` on a free loopback port and
+    wait until it answers; returns the :class:`Server` (stop it with :func:`stop_server`)."""
     port = _free_port()
     env = {**os.environ, "HEARSIGHT_HOME": str(hearsight_home),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "cli.main", "serve", "--model", str(tiny_checkpoint),
-           "--port", str(port), "--address", "127.0.0.1"]
+    cmd = [sys.executable, "-m", "cli.main", "serve", "--model", str(model),
+           "--port", str(port), "--address", "127.0.0.1", *extra]
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     srv = Server(url=f"http://127.0.0.1:{port}/", process=proc, log=log)
     try:
         _wait_until_up(srv)
+    except BaseException:
+        _stop(proc)
+        raise
+    return srv
+
+
+def stop_server(srv: Server) -> None:
+    _stop(srv.process)
+
+
+@pytest.fixture(scope="session")
+def server(chromium_path, tiny_checkpoint, hearsight_home, tmp_path_factory):
+    """``python -m cli.main serve --model <tiny checkpoint>`` on a free loopback port."""
+    srv = serving(tiny_checkpoint, hearsight_home, tmp_path_factory.mktemp("server") / "serve.log")
+    try:
         yield srv
     finally:
-        _stop(proc)
+        _stop(srv.process)
+
+
+@pytest.fixture(scope="session")
+def foreign_server(chromium_path, tiny_hf, hearsight_home, tmp_path_factory):
+    """``serve --model hf:<tiny wav2vec2 folder>``: a user's own waveform model."""
+    log = tmp_path_factory.mktemp("foreign-server") / "serve.log"
+    srv = serving(f"hf:{tiny_hf('wav2vec2')}", hearsight_home, log)
+    try:
+        yield srv
+    finally:
+        _stop(srv.process)
 
 
 @pytest.fixture(scope="session")
@@ -251,5 +276,6 @@ def ui():
     from types import SimpleNamespace
 
     return SimpleNamespace(upload=upload, header_prediction=header_prediction, shot=shot,
+                           serving=serving, stop_server=stop_server,
                            text=pane_text, figure_columns=figure_columns,
                            audio_duration=audio_duration, FIGURE_COLUMNS_JS=FIGURE_COLUMNS_JS)

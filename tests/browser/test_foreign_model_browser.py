@@ -1,0 +1,98 @@
+"""A user's own Hugging Face model (a tiny random wav2vec2 folder) in the served app: every
+tab opens on an uploaded clip, does its work, and shows the model's own label names."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from tests.browser.conftest import CHROMIUM_ARGS, UI_TIMEOUT_MS, VIEWPORT  # noqa: F401
+
+LABELS = ("yes", "no", "maybe")
+CLIP = "two-tones.wav"
+
+
+def _two_tones() -> bytes:
+    import soundfile as sf
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    wave = 0.3 * np.sin(2 * np.pi * 500 * t) + 0.2 * np.sin(2 * np.pi * 2000 * t) * (t > 0.5)
+    buf = io.BytesIO()
+    sf.write(buf, wave.astype(np.float32), sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def fpage(browser, foreign_server, tmp_path):
+    context = browser.new_context(viewport=VIEWPORT)
+    pg = context.new_page()
+    pg.set_default_timeout(UI_TIMEOUT_MS)
+    pg.goto(foreign_server.url, timeout=UI_TIMEOUT_MS)
+    pg.locator(".hs-upload input[type=file]").wait_for(state="attached")
+    try:
+        yield pg
+    finally:
+        pg.screenshot(path=str(tmp_path / "final.png"))
+        context.close()
+
+
+def _tab(page, name: str) -> None:
+    page.locator(".bk-tab", has_text=name).click()
+
+
+def _no_alert(page, server) -> None:
+    alert = page.locator(".hs-alert")
+    assert alert.count() == 0 or alert.first.is_hidden(), alert.first.inner_text()
+    assert "Traceback" not in server.log_tail(200_000), server.log_tail()
+
+
+@pytest.mark.browser
+def test_every_tab_works_on_a_hugging_face_model(fpage, ui, foreign_server, tmp_path):
+    page = fpage
+    ui.upload(page, name=CLIP, data=_two_tones())
+    top, percent = ui.header_prediction(page, CLIP)
+    assert top in LABELS and 0 < percent <= 100
+    ui.shot(page, tmp_path, "foreign-inspect")
+    _no_alert(page, foreign_server)
+
+    _tab(page, "Edit & compare")
+    page.locator(".hs-compare-header").filter(has_text=CLIP).wait_for()
+    page.locator(".hs-edit-op select").select_option("reverse")
+    page.locator(".hs-add-edit button").click()
+    page.locator(".hs-chain").filter(has_text="reverse").wait_for()
+    ui.shot(page, tmp_path, "foreign-compare")
+    _no_alert(page, foreign_server)
+
+    _tab(page, "Explain")
+    page.locator(".hs-explain-header").filter(has_text=CLIP.removesuffix(".wav")).wait_for()
+    targets = [t.strip() for t in page.locator(".hs-explain-target select option").all_inner_texts()]
+    assert set(LABELS) <= set(targets)
+    ui.shot(page, tmp_path, "foreign-explain")
+    _no_alert(page, foreign_server)
+
+    _tab(page, "Maximise")
+    classes = [t.strip() for t in page.locator(".hs-actmax-class select option").all_inner_texts()]
+    assert set(LABELS) <= set(classes)
+    page.locator(".hs-actmax-run button").click()
+    audio = page.locator(".hs-actmax-audio audio")
+    audio.wait_for(state="attached")
+    assert abs(ui.audio_duration(audio) - 1.0) < 0.05
+    ui.shot(page, tmp_path, "foreign-maximise")
+    _no_alert(page, foreign_server)
+
+    _tab(page, "Strips")
+    page.locator(".hs-strip-note").filter(has_text=CLIP).wait_for()
+    page.locator(".hs-strip-build button").click()
+    page.locator(".hs-strip-frame").first.wait_for()
+    ui.shot(page, tmp_path, "foreign-strips")
+    _no_alert(page, foreign_server)
+
+    _tab(page, "Embeddings")
+    page.locator(".hs-emb-compute button").click()
+    page.locator(".hs-emb-progress").filter(has_text="points ·").wait_for()
+    page.locator(".hs-emb-position").filter(has_text="layer").wait_for()
+    ui.shot(page, tmp_path, "foreign-embeddings")
+    _no_alert(page, foreign_server)
