@@ -153,6 +153,21 @@ def foreign_server(chromium_path, tiny_hf, hearsight_home, tmp_path_factory):
         _stop(srv.process)
 
 
+@pytest.fixture
+def foreign_page(browser, foreign_server, tmp_path):
+    """:func:`page` on :func:`foreign_server`."""
+    context = browser.new_context(viewport=VIEWPORT)
+    pg = context.new_page()
+    pg.set_default_timeout(UI_TIMEOUT_MS)
+    pg.goto(foreign_server.url, timeout=UI_TIMEOUT_MS)
+    pg.locator(".hs-upload input[type=file]").wait_for(state="attached")
+    try:
+        yield pg
+    finally:
+        pg.screenshot(path=str(tmp_path / "final.png"))
+        context.close()
+
+
 @pytest.fixture(scope="session")
 def browser(chromium_path):
     from playwright.sync_api import sync_playwright

@@ -8,8 +8,6 @@ import io
 import numpy as np
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS, UI_TIMEOUT_MS, VIEWPORT  # noqa: F401
-
 LABELS = ("yes", "no", "maybe")
 CLIP = "two-tones.wav"
 
@@ -25,20 +23,6 @@ def _two_tones() -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture
-def fpage(browser, foreign_server, tmp_path):
-    context = browser.new_context(viewport=VIEWPORT)
-    pg = context.new_page()
-    pg.set_default_timeout(UI_TIMEOUT_MS)
-    pg.goto(foreign_server.url, timeout=UI_TIMEOUT_MS)
-    pg.locator(".hs-upload input[type=file]").wait_for(state="attached")
-    try:
-        yield pg
-    finally:
-        pg.screenshot(path=str(tmp_path / "final.png"))
-        context.close()
-
-
 def _tab(page, name: str) -> None:
     page.locator(".bk-tab", has_text=name).click()
 
@@ -50,8 +34,8 @@ def _no_alert(page, server) -> None:
 
 
 @pytest.mark.browser
-def test_every_tab_works_on_a_hugging_face_model(fpage, ui, foreign_server, tmp_path):
-    page = fpage
+def test_every_tab_works_on_a_hugging_face_model(foreign_page, ui, foreign_server, tmp_path):
+    page = foreign_page
     ui.upload(page, name=CLIP, data=_two_tones())
     top, percent = ui.header_prediction(page, CLIP)
     assert top in LABELS and 0 < percent <= 100
