@@ -11,7 +11,7 @@ if ! command -v chromium >/dev/null 2>&1; then
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
 fi
-python3 -m pip install -q -e ".[test,foreign]"
+python3 -m pip install -q -e ".[test,foreign,cluster]"
 # onnx2torch without its dependencies: its torchvision pulls a CUDA torch in beside the CPU
 # build, and hearsight gives it a stand-in for the two converters that need torchvision.
 python3 -m pip install -q --no-deps "onnx2torch==1.5.15"
