@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 MANIFEST = "store.json"
 FORMAT = "hearsight-activations"
 VERSION = 1
-PART = "part-00000.parquet"
+PART = "part-00000.parquet"  # the first part; a layer may have more (part-00001.parquet, ...)
+PART_GLOB = "part-*.parquet"
 ACTS = "acts"
 META_COLUMNS = ("item_id", "label", "speaker", "prediction", "correct", "confidence")
 CATEGORICAL = ("label", "speaker", "prediction")
@@ -49,8 +50,36 @@ class ActivationStore:
         raise ValueError(f"no layer {name!r} in {self.path}; layers: {list(self.layers)}")
 
     def _file(self, name: str) -> Path:
+        """The layer's first part (holds the schema every part shares)."""
+        return self.parts(name)[0]
+
+    def parts(self, name: str) -> list[Path]:
+        """The layer's Parquet parts in row order (``part-00000.parquet``, ...)."""
         self.info(name)
-        return self.path / f"layer={name}" / PART
+        found = sorted((self.path / f"layer={name}").glob(PART_GLOB))
+        if not found:
+            raise ValueError(f"{self.path}: layer {name!r} has no parts; write the store again")
+        return found
+
+    def dask_layer(self, name: str):
+        """``name``'s activations as a lazy ``(n, d)`` float32 ``dask.array``, one block per
+        row group of every part (shapes from the Parquet footers; nothing is read until a
+        block is computed), for :mod:`engine.projection.distributed`."""
+        import dask
+        import dask.array as da
+
+        d = self.info(name)["dim"]
+        blocks = []
+        for path in self.parts(name):
+            meta = pq.read_metadata(path)
+            for g in range(meta.num_row_groups):
+                rows = meta.row_group(g).num_rows
+                if rows:
+                    blocks.append(da.from_delayed(dask.delayed(read_row_group)(str(path), g, d),
+                                                  shape=(rows, d), dtype=np.float32))
+        if not blocks:
+            raise ValueError(f"{self.path}: layer {name!r} holds no rows")
+        return da.concatenate(blocks, axis=0)
 
     def meta(self, layer: str | None = None) -> pd.DataFrame:
         """Metadata columns of ``layer``'s rows (default: the first layer), in row order.
@@ -58,9 +87,10 @@ class ActivationStore:
         Columns: item_id, label, speaker, prediction (categoricals except item_id), correct,
         confidence, and frame (frame level).
         """
-        path = self._file(layer or self.layers[0])
-        names = [c for c in pq.read_schema(path).names if c != ACTS]
-        df = pq.read_table(path, columns=names).to_pandas()
+        paths = self.parts(layer or self.layers[0])
+        names = [c for c in pq.read_schema(paths[0]).names if c != ACTS]
+        df = pd.concat([pq.read_table(p, columns=names).to_pandas() for p in paths],
+                       ignore_index=True)
         for col in CATEGORICAL:
             df[col] = df[col].astype("category")
         return df
@@ -70,16 +100,18 @@ class ActivationStore:
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         d = self.info(name)["dim"]
-        with pq.ParquetFile(self._file(name)) as f:
-            for rb in f.iter_batches(batch_size=chunk_rows, columns=[ACTS]):
-                yield _fsl_to_numpy(rb.column(0), d)
+        for path in self.parts(name):
+            with pq.ParquetFile(path) as f:
+                for rb in f.iter_batches(batch_size=chunk_rows, columns=[ACTS]):
+                    yield _fsl_to_numpy(rb.column(0), d)
 
     def layer_matrix(self, name: str, *, rows=None) -> np.ndarray:
         """Activations of ``name`` as ``(n, d)`` float32 (``rows``: indices or a bool mask)."""
         info = self.info(name)
         if rows is None:
-            col = pq.read_table(self._file(name), columns=[ACTS]).column(ACTS)
-            return _chunks_to_numpy(col.chunks, info["rows"], info["dim"])
+            chunks = [c for p in self.parts(name)
+                      for c in pq.read_table(p, columns=[ACTS]).column(ACTS).chunks]
+            return _chunks_to_numpy(chunks, info["rows"], info["dim"])
         idx = np.arange(info["rows"])[rows] if np.asarray(rows).dtype == bool else np.asarray(rows)
         if idx.size and (idx.min() < 0 or idx.max() >= info["rows"]):
             raise ValueError(f"rows must lie in [0, {info['rows']}), got {idx.min()}..{idx.max()}")
@@ -93,6 +125,13 @@ class ActivationStore:
                 k += 1
             start = stop
         return out
+
+
+def read_row_group(path: str, group: int, d: int) -> np.ndarray:
+    """Row group ``group`` of a part's ``acts`` column as ``(rows, d)`` float32."""
+    with pq.ParquetFile(path) as f:
+        col = f.read_row_group(group, columns=[ACTS]).column(ACTS)
+    return _chunks_to_numpy(col.chunks, len(col), d)
 
 
 def _fsl_to_numpy(arr: pa.Array, d: int) -> np.ndarray:
