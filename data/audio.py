@@ -150,10 +150,16 @@ def _read_mono(f, channels: int, limit: int, label: str, max_seconds: float,
     return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), peak
 
 
+# libsndfile blames pipes when an mp3 holds no complete frame (cut short); the file was
+# opened and is a regular file by then (see _open_path), so say what is wrong with it.
+_MISLEADING = {"File does not exist or is not a regular file (possibly a pipe?).":
+               "no complete audio frame: the file is cut short or damaged"}
+
+
 def _reason(exc: BaseException) -> str:
     """libsndfile's reason without its ``Error opening <object/path>:`` prefix."""
     text = re.sub(r"^Error opening .*?: ", "", str(exc).strip(), count=1, flags=re.S)
-    return display_name(text, limit=160)
+    return display_name(_MISLEADING.get(text, text), limit=160)
 
 
 def _riff_data_size(head: bytes) -> tuple[int, int] | None:

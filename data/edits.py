@@ -273,7 +273,10 @@ def apply_chain(wave, sample_rate, chain, *, max_seconds: float | None = MAX_SEC
     """
     out = _wave(wave, sample_rate)
     for i, edit in enumerate(_validate_chain(chain)):
-        out = EDITS[edit["op"]](out, sample_rate, **edit["params"])
+        try:  # an edit impossible on this clip (too short for an STFT, a cut of everything)
+            out = EDITS[edit["op"]](out, sample_rate, **edit["params"])
+        except ValueError as exc:
+            raise ValueError(f"{edit_label(i, edit)}: {exc}") from None
         _check_result(out, i, edit, sample_rate, max_seconds)
     return out
 
