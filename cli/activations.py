@@ -46,7 +46,10 @@ def run(args):
     batches = compute_activation_batches(
         items, lambda w: predictor.run(predictor.features(w)), params=predictor.params,
         labels=predictor.labels, batch_size=args.batch_size, level=args.level, layers=layers)
-    bar = tqdm(batches, total=math.ceil(len(items) / args.batch_size), unit="batch",
+    seen = {"clips": 0, "left_out": []}
+    bar = tqdm(_checked(batches, layers or available, args.level, seen,
+                        named=layers is not None),
+               total=math.ceil(len(items) / args.batch_size), unit="batch",
                desc=f"activations ({len(items)} clips)")
     meta = {"model": str(predictor.directory), "arch": predictor.arch, "corpus": args.corpus,
             "split": args.split, "labels": predictor.labels,
@@ -56,6 +59,30 @@ def run(args):
     manifest = json.loads((out / "store.json").read_text())
     if not args.json:
         for layer in manifest["layers"]:
-            print(f"{layer['name']:>10s}: {layer['rows']} rows x {layer['dim']}")
+            frames = ""
+            if args.level == "frame" and seen["clips"]:
+                frames = f" ({layer['rows'] // seen['clips']} frames per clip)"
+            print(f"{layer['name']:>10s}: {layer['rows']} rows x {layer['dim']}{frames}")
+        if seen["left_out"]:
+            print(f"left out at frame level (no time axis): {', '.join(seen['left_out'])}")
         print(f"wrote {out}")
     return manifest
+
+
+def _checked(batches, layers, level: str, seen: dict, *, named: bool = False):
+    """The batches, counting clips in ``seen["clips"]``; at frame level the ``layers`` without
+    a time axis (vectors, which :func:`data.activations.pool_activation` drops there) are
+    listed in ``seen["left_out"]``, or, when ``named`` by ``--layers``, an error says so.
+
+    Every layer keeps its own frame count (a wav2vec2 feature encoder's first convolution
+    has ~8x the frames of its transformer layers), so a frame-level store's layers differ in
+    rows."""
+    for k, batch in enumerate(batches):
+        if k == 0 and level == "frame":
+            missing = [n for n in layers if n not in batch.acts]
+            if missing and named:
+                raise ValueError(f"--level frame stores layers over time; {missing} have no "
+                                 "time axis (leave them out of --layers or use --level utterance)")
+            seen["left_out"] = missing
+        seen["clips"] += batch.n
+        yield batch

@@ -26,11 +26,15 @@ from engine.faithfulness import MODES, evaluate, fractions, faithfulness_summary
 
 
 HELP = "deletion/insertion AUCs of every attribution method against a random order"
+OPENS_MODEL_SPECS = True  # --model may be hf:, torch:, onnx: (a (frequency, time) input)
 
 
 def add_arguments(p) -> None:
     """The options of ``hearsight experiment faithfulness`` on its parser ``p``."""
-    p.add_argument("--model", default=None, help="checkpoint folder (default: the default model)")
+    p.add_argument("--model", default=None,
+                   help="checkpoint folder, or a model of your own with a (frequency, time) input: "
+                        "hf:FOLDER, torch:package.module:factory, onnx:FILE (default: the "
+                        "default model)")
     p.add_argument("--corpus", required=True, help="corpus spec, e.g. fsdd:PATH")
     p.add_argument("--split", default="test", choices=("train", "valid", "test", "all"))
     p.add_argument("--n", type=int, default=200, help="utterances (a seeded subset)")
@@ -75,11 +79,28 @@ def subset(n_items: int, n: int, *, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_items, size=min(n, n_items), replace=False))
 
 
-def load_predictor(model_dir):
-    """The checkpoint's :class:`engine.predictor.Predictor` (tests replace this)."""
-    from engine.predictor import Predictor
+def load_predictor(spec):
+    """The predictor of a model spec: a checkpoint folder, ``hf:``, ``torch:`` or ``onnx:``
+    (:func:`engine.predictor.load_predictor`; tests replace this)."""
+    from engine.predictor import load_predictor as load
 
-    return Predictor.load(model_dir)
+    return load(spec)
+
+
+def input_grid(predictor, spec) -> tuple[tuple[int, int], float]:
+    """``((freq, time), floor)`` of the model input the patches are moved on.
+
+    Raises:
+      ValueError: the model takes a waveform (or any input that is not 2-D): deletion and
+        insertion move ``BINSxFRAMES`` patches of a time-frequency input.
+    """
+    shape = tuple(getattr(predictor, "input_shape", predictor.params.shape))
+    if getattr(predictor, "input_kind", "features") != "features" or len(shape) != 2:
+        raise ValueError(f"the faithfulness experiment deletes and inserts bins x frames patches "
+                         f"of a (frequency, time) model input, but {spec} takes "
+                         f"{getattr(predictor, 'input_kind', 'an input')} of shape {shape}; "
+                         "explain it on the Explain page of 'hearsight serve --model ...' instead")
+    return shape, float(getattr(predictor, "floor", predictor.params.floor))
 
 
 def _pad(a: np.ndarray, size: int) -> np.ndarray:
@@ -172,36 +193,37 @@ def _inputs(args, predictor) -> tuple[np.ndarray, np.ndarray, list, dict]:
 def run(args) -> dict:
     """Run the experiment for parsed ``args`` and write JSON and PNGs under ``args.out``.
 
-    ``args.model`` is a checkpoint folder (the command line puts the default model's there
-    when ``--model`` is left out).
+    ``args.model`` is a checkpoint folder or a model spec (``hf:``, ``torch:``, ``onnx:``)
+    whose input is a (frequency, time) grid; the command line puts the default model's folder
+    there when ``--model`` is left out.
     """
     t_start = time.perf_counter()
     methods, patch = parse_methods(args.methods), parse_patch(args.patch)
     if args.batch < 1 or args.steps < 2 or args.ig_steps < 1:
         raise ValueError("need --batch >= 1, --steps >= 2 and --ig-steps >= 1")
     if not args.model:
-        raise ValueError("--model: name the checkpoint folder of the model to explain")
-    model_dir = Path(args.model)
-    predictor = load_predictor(model_dir)
+        raise ValueError("--model: name the checkpoint folder or model spec to explain")
+    spec = str(args.model)
+    predictor = load_predictor(spec)
     acts_fn, logits_fn = model_fns(predictor)
     if acts_fn is None:
-        raise ValueError(f"the model in {model_dir} does not expose acts_fn (see "
+        raise ValueError(f"the model {spec} does not expose acts_fn (see "
                          "engine.attribution's protocol)")
-    shape = tuple(predictor.params.shape)
+    shape, floor = input_grid(predictor, spec)
     layer = args.layer or (conv_layer_names(acts_fn, shape) or [None])[-1]
     if layer is None and "grad_cam" in methods:
         methods = tuple(m for m in methods if m != "grad_cam")  # no conv layer to explain
     options = method_options(shape, steps=args.ig_steps, baseline=args.baseline, layer=layer,
-                             floor=predictor.params.floor, seed=args.seed)
+                             floor=floor, seed=args.seed)
     x, target, kept, timings = _inputs(args, predictor)
-    curve_options = {"baseline": args.baseline, "floor": predictor.params.floor,
+    curve_options = {"baseline": args.baseline, "floor": floor,
                      "patch": patch, "n_steps": args.steps}
     parts, seconds = evaluate_batches(acts_fn, logits_fn, x, target, methods=methods,
                                       options=options, batch=min(args.batch, len(x)),
                                       seed=args.seed, **curve_options)
     summary = faithfulness_summary(parts)
     result = {
-        "experiment": "faithfulness", "model": str(model_dir), "corpus": args.corpus,
+        "experiment": "faithfulness", "model": spec, "corpus": args.corpus,
         "split": args.split, "n": int(len(x)), "n_requested": int(args.n),
         "methods": list(methods), "summary": summary, "beats_random": margins(summary),
         "settings": _settings(args, patch, layer, options),

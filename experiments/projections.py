@@ -41,6 +41,7 @@ PAPER_TABLE1 = {"procrustes_distance": [0.90, 0.98], "mutual_information": [0.34
 
 HELP = ("PD / MI / DC of t-SNE, UMAP, AE, PivotMDS and PCA layouts of every hidden layer of a "
         "frame_mlp (seed-003 Table 1)")
+OPENS_MODEL_SPECS = True  # a model spec (hf:, torch:, onnx:) is refused by check_model_spec
 
 
 def add_arguments(p) -> None:
@@ -71,6 +72,19 @@ def parse_methods(spec: str) -> tuple[str, ...]:
         raise ValueError(f"--methods: bad or repeated {bad or spec!r}; use a comma list of "
                          f"{METHODS}")
     return names
+
+
+def check_model_spec(spec: str) -> None:
+    """Refuse a model of the user's own (``hf:``, ``torch:``, ``onnx:``) before loading it: the
+    experiment forwards the context windows of single frames through a ``frame_mlp``, which
+    only hearsight's own checkpoints are."""
+    from engine.predictor import is_contract_spec
+
+    if is_contract_spec(spec):
+        raise ValueError(f"the projections experiment needs a hearsight 'frame_mlp' checkpoint "
+                         f"(it forwards each frame's context window on its own), and {spec} is "
+                         "a model of your own; for its layer-wise analysis use 'hearsight "
+                         "activations --level frame' (or utterance) and 'hearsight project'")
 
 
 def check_arch(arch: str) -> None:
@@ -202,9 +216,10 @@ def _load(args):
     """Predictor, and the sampled test / train frames with their labels."""
     from data.corpora import open_corpus
     from data.dataset import load_split
-    from engine.predictor import Predictor
+    from engine.predictor import load_predictor
 
-    predictor = Predictor.load(args.model)
+    check_model_spec(str(args.model))
+    predictor = load_predictor(args.model)
     check_arch(predictor.arch)
     corpus = open_corpus(args.corpus, progress=False)
     unknown = sorted(set(corpus.labels) - set(predictor.labels))
