@@ -1,5 +1,10 @@
 """Activation maximisation: gradient ascent on the input or on a decoder's latent code.
 
+The input is whatever the model takes: hearsight's ``(freq, time)`` features, another
+model's own features, or a raw ``(samples,)`` waveform (``input_shape=``); a ``clip`` box
+keeps it valid (a waveform in ``[-1, 1]``: projected steps, so a sample that reaches full
+scale stays there until the gradient turns it back).
+
 ``make_maximiser(acts_fn, objective) -> (init, step)`` follows the optax factory pattern: the
 caller owns the loop, so the server can stream every step and the CLI can run to the end
 (:func:`run`). Many starts are optimised at once: the per-start update is written for one
@@ -34,7 +39,8 @@ class State(NamedTuple):
     """Maximiser state for ``n`` starts.
 
     Attributes:
-      params: ``(n, freq, time)`` inputs or ``(n, latent)`` codes being optimised.
+      params: ``(n, *input_shape)`` inputs (``(n, freq, time)`` features, ``(n, samples)``
+        waveforms) or ``(n, latent)`` codes being optimised.
       opt_state: the optimiser state, batched over starts (leading axis ``n``).
       key: ``(n,)`` PRNG keys, one stream per start.
       step: ``()`` int32, steps taken.
@@ -82,20 +88,23 @@ def make_maximiser(acts_fn: ActsFn, objective: Objective, *,
                    space: str = "input", decode_fn: DecodeFn | None = None,
                    regularisers: Sequence[Any] = (), normalise_grad: str | None = "rms",
                    clip: tuple[float, float] | None = None, target: int | None = None,
-                   chunk_size: int | None = None) -> tuple[Callable[..., State], Callable[[State], tuple[State, dict]]]:
+                   chunk_size: int | None = None, input_shape: Sequence[int] | None = None,
+                   ) -> tuple[Callable[..., State], Callable[[State], tuple[State, dict]]]:
     """Gradient ascent of ``objective`` on the input (or a decoder's latent code).
 
     Args:
-      acts_fn: pure, differentiable ``x (batch, freq, time) -> (logits (batch, classes), acts)``.
+      acts_fn: pure, differentiable ``x (batch, *input_shape) -> (logits (batch, classes), acts)``.
       objective: what to maximise, e.g. ``class_prob(3)``.
       optimizer: any optax transformation; default ``optax.sgd(lr)``.
       lr: learning rate of the default optimizer; default 0.01 (input) / 0.1 (latent).
-      space: ``"input"`` optimises the spectrogram, ``"latent"`` the code fed to ``decode_fn``.
+      space: ``"input"`` optimises the model input itself (a spectrogram, a model's own
+        features or a waveform), ``"latent"`` the code fed to ``decode_fn``.
       decode_fn: ``z (batch, latent) -> (batch, freq, time)``; required for ``space="latent"``.
       regularisers: :class:`Penalty` terms subtracted from the score, :class:`Jitter` rolls.
       normalise_grad: ``"rms"`` divides each start's gradient by its RMS, or ``None``.
-      clip: ``(low, high)`` box for the input (e.g. ``(floor, 0.0)``); in input space the
-        parameters are projected after each step, in latent space the decoded input is clipped.
+      clip: ``(low, high)`` box for the input (e.g. ``(floor, 0.0)`` for max-normalised
+        log10 features, ``(-1.0, 1.0)`` for a waveform); in input space the parameters are
+        projected after each step, in latent space the decoded input is clipped.
       target: class whose probability is reported; default ``objective.target_class``, and
         when that is ``None`` the probability of the predicted class. An objective built
         with ``TARGET`` (e.g. ``class_prob(TARGET)``) reads each start's class from
@@ -103,15 +112,20 @@ def make_maximiser(acts_fn: ActsFn, objective: Objective, *,
       chunk_size: ``None`` updates all starts in one vmapped batch (best on GPU); an int runs
         ``lax.map`` over vmapped chunks of the largest divisor of ``n`` not above it, which
         keeps activations in cache and is ~2x faster on CPU (see ``benchmarks/actmax.py``).
+      input_shape: per-example shape of an input-space start, e.g. ``(freq, time)`` or
+        ``(samples,)``; default: any ``(freq, time)`` (rank-2) input.
     Returns:
       ``(init, step)``: ``init(x0_or_z0 (n, ...), *, key, target=None) -> State`` and a jitted
       ``step(state) -> (state, metrics)``. Metrics describe the *returned* state (one extra
       forward pass): ``objective`` (n,), ``target_prob`` (n,), ``pred`` (n,) int, ``probs``
-      (n, classes) every class's probability, ``x`` (n, freq, time), the current input
+      (n, classes) every class's probability, ``x`` (n, *input_shape), the current input
       (decoded in latent space). ``step`` runs two jitted programs (the update, then the
       evaluation); each compiles once per number of starts.
     """
     _validate(objective, space, decode_fn, normalise_grad, clip)
+    input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+    if input_shape is not None and (not input_shape or min(input_shape) < 1):
+        raise ValueError(f"input_shape must be positive ints, e.g. (freq, time), got {input_shape}")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be None or >= 1, got {chunk_size}")
     optimizer = optimizer or optax.sgd(DEFAULT_LR[space] if lr is None else lr)
@@ -157,10 +171,7 @@ def make_maximiser(acts_fn: ActsFn, objective: Objective, *,
 
     def init(x0: jax.Array, *, key: jax.Array, target: Any = None) -> State:
         x0 = jnp.asarray(x0, dtype=jnp.float32)
-        want = 3 if space == "input" else 2
-        if x0.ndim != want or x0.shape[0] < 1:
-            raise ValueError(f"{space}-space starts must have shape "
-                             f"{'(n, freq, time)' if want == 3 else '(n, latent)'}, got {x0.shape}")
+        _check_starts(x0, space, input_shape)
         if clip is not None and space == "input":
             x0 = jnp.clip(x0, *clip)
         n = x0.shape[0]
@@ -195,6 +206,17 @@ def make_maximiser(acts_fn: ActsFn, objective: Objective, *,
     return init, step
 
 
+def _check_starts(x0: jax.Array, space: str, input_shape: tuple[int, ...] | None) -> None:
+    if space == "latent":
+        ok, want = x0.ndim == 2, "(n, latent)"
+    elif input_shape is None:
+        ok, want = x0.ndim == 3, "(n, freq, time)"
+    else:
+        ok, want = x0.shape[1:] == input_shape, f"(n, {', '.join(map(str, input_shape))})"
+    if not ok or x0.shape[0] < 1:
+        raise ValueError(f"{space}-space starts must have shape {want}, got {x0.shape}")
+
+
 def _in_chunks(fn: Callable, n: int, chunk_size: int | None) -> Callable:
     """``fn`` over a leading axis ``n`` as ``lax.map`` over chunks (largest divisor <= chunk_size)."""
     if chunk_size is None or chunk_size >= n:
@@ -205,15 +227,18 @@ def _in_chunks(fn: Callable, n: int, chunk_size: int | None) -> Callable:
     return lambda *args: merge(jax.lax.map(lambda a: fn(*a), split(args)))
 
 
-def noise_start(key: jax.Array, n: int, shape: tuple[int, int], *, sigma: float = 0.1,
+def noise_start(key: jax.Array, n: int, shape: Sequence[int], *, sigma: float = 0.1,
                 mean: float = 0.0) -> jax.Array:
-    """``n`` noise starts ``(n, freq, time)`` drawn from N(mean, sigma²) (noise-to-class).
+    """``n`` noise starts ``(n, *shape)`` drawn from N(mean, sigma²) (noise-to-class).
 
+    ``shape`` is one input's: ``(freq, time)`` features or ``(samples,)`` for a waveform.
     Soomro et al. start from N(0, 0.1). Features floored at ``floor`` and normalised to a
     maximum of 0 live in ``[floor, 0]``; pass ``mean=floor / 2`` to centre the noise there.
     """
-    if n < 1 or len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"need n >= 1 and shape (freq, time) of positive ints, got {n}, {shape}")
+    shape = tuple(shape)
+    if n < 1 or not shape or min(shape) < 1:
+        raise ValueError(f"need n >= 1 and a shape of positive ints (e.g. (freq, time) or "
+                         f"(samples,)), got {n}, {shape}")
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     return mean + sigma * jax.random.normal(key, (n, *shape), dtype=jnp.float32)

@@ -6,7 +6,7 @@ linearly::
 
     class_prob(3) + 0.1 * channel_mean("conv2", 5)
 
-Regularisers act on the input spectrogram: :class:`Penalty` terms (``l2``,
+Regularisers act on the input (a spectrogram, a model's own features or a waveform): :class:`Penalty` terms (``l2``,
 ``total_variation``) are subtracted from the objective, :class:`Jitter` randomly rolls the
 input along time before every forward pass (transformation robustness).
 
@@ -94,7 +94,8 @@ class Objective:
     def __call__(self, logits: jax.Array, acts: Mapping[str, jax.Array],
                  target: jax.Array | None = None) -> jax.Array:
         """Scores ``(batch,)`` of logits ``(batch, classes)`` and named activations
-        (conv ``(batch, freq, time, channels)``, dense ``(batch, units)``); ``target``
+        (conv ``(batch, freq, time, channels)``, ``time``/``sequence`` layers
+        ``(batch, time, channels)``, dense ``(batch, units)``); ``target``
         ``(batch,)`` (or a scalar) gives the class of terms built with ``class_prob(TARGET)``."""
         if logits.ndim != 2:
             raise ValueError(f"logits must be (batch, classes), got shape {logits.shape}")
@@ -168,7 +169,9 @@ def unit(layer: str, index: Index) -> Objective:
 
 
 def channel_mean(layer: str, channel: int) -> Objective:
-    """The mean of one channel of a conv ``layer`` over frequency and time."""
+    """The mean of one channel of ``layer`` over its other axes: frequency and time of a conv
+    (``freq_time``) layer, time of a ``time`` or ``sequence`` layer (one dimension of a
+    transformer's tokens, averaged over them)."""
     if not isinstance(channel, int) or channel < 0:
         raise ValueError(f"channel must be a non-negative int, got {channel!r}")
     return Objective((_Term("channel_mean", 1.0, channel, str(layer)),))
@@ -176,24 +179,31 @@ def channel_mean(layer: str, channel: int) -> Objective:
 
 @dataclass(frozen=True)
 class Penalty:
-    """An input penalty ``x (batch, freq, time) -> (batch,)`` subtracted from the objective."""
+    """An input penalty ``x (batch, freq, time) -> (batch,)`` subtracted from the objective.
+
+    A waveform ``(batch, samples)`` is a signal of time alone: ``l2`` is its mean power and
+    total variation its mean absolute sample-to-sample step (``weight_freq`` has no axis).
+    """
 
     kind: str
     weight: float
     weight_freq: float = 0.0
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim != 3:
-            raise ValueError(f"penalties take (batch, freq, time) inputs, got shape {x.shape}")
+        if x.ndim not in (2, 3):
+            raise ValueError("penalties take (batch, freq, time) or (batch, samples) inputs, "
+                             f"got shape {x.shape}")
+        axes = tuple(range(1, x.ndim))
         if self.kind == "l2":
-            return self.weight * jnp.mean(x ** 2, axis=(1, 2))
-        dt = jnp.mean(jnp.abs(jnp.diff(x, axis=2)), axis=(1, 2)) if x.shape[2] > 1 else 0.0
-        df = jnp.mean(jnp.abs(jnp.diff(x, axis=1)), axis=(1, 2)) if x.shape[1] > 1 else 0.0
+            return self.weight * jnp.mean(x ** 2, axis=axes)
+        dt = jnp.mean(jnp.abs(jnp.diff(x, axis=-1)), axis=axes) if x.shape[-1] > 1 else 0.0
+        df = (jnp.mean(jnp.abs(jnp.diff(x, axis=1)), axis=axes)
+              if x.ndim == 3 and x.shape[1] > 1 else 0.0)
         return self.weight * dt + self.weight_freq * df + jnp.zeros(x.shape[0], x.dtype)
 
 
 def l2(weight: float) -> Penalty:
-    """``weight * mean(x**2)`` over frequency and time."""
+    """``weight * mean(x**2)`` over frequency and time (over samples for a waveform)."""
     if weight < 0:
         raise ValueError(f"l2 weight must be >= 0, got {weight}")
     return Penalty("l2", float(weight))
@@ -212,7 +222,8 @@ def total_variation(weight_time: float, weight_freq: float) -> Penalty:
 @dataclass(frozen=True)
 class Jitter:
     """Roll one input ``(freq, time)`` along time by a random integer in ``[-max_shift, max_shift]``
-    frames, drawn from ``key`` (a fresh key every step).
+    frames, drawn from ``key`` (a fresh key every step); a waveform ``(samples,)`` rolls by
+    samples.
 
     References: Mordvintsev, Olah & Tyka (2015), "Inceptionism".
     """

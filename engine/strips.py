@@ -1,7 +1,8 @@
 """Adversarial strips (Deepling): an input pushed step by step toward a target class.
 
 Every frame of a strip is the input after a few more projected gradient-ascent steps on the
-target's log-probability; the difference to the original stays inside a budget (an L∞ or L2
+target's log-probability (the input is whatever the model takes: ``(freq, time)`` features or
+a ``(samples,)`` waveform, see ``input_shape=``); the difference to the original stays inside a budget (an L∞ or L2
 ball around it), so the strip shows the pattern that emerges as the class takes over.
 Frames stream: :func:`strip_frames` is a generator that computes a frame only when it is asked
 for, and :func:`make_strip` is the ``(init, step)`` factory beneath it.
@@ -18,7 +19,7 @@ References:
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +33,8 @@ class StripFrame(NamedTuple):
 
     Attributes:
       index: 0 for the original input, then 1, 2, ... after each ``steps_per_frame`` steps.
-      x: ``(freq, time)`` the modified input.
-      diff: ``(freq, time)`` ``x - x0``, inside the budget.
+      x: ``input_shape`` (e.g. ``(freq, time)`` or ``(samples,)``) the modified input.
+      diff: ``x - x0``, of the same shape, inside the budget.
       target_prob: probability of the target class for ``x``.
       all_probs: ``(classes,)`` softmax of ``x``.
     """
@@ -46,7 +47,7 @@ class StripFrame(NamedTuple):
 
 
 class StripState(NamedTuple):
-    """``x0``, ``x``: ``(freq, time)``; ``probs``: ``(classes,)`` of ``x``; ``index``: frames done."""
+    """``x0``, ``x``: one input; ``probs``: ``(classes,)`` of ``x``; ``index``: frames done."""
 
     x0: jax.Array
     x: jax.Array
@@ -106,9 +107,11 @@ def _validate_config(steps_per_frame: int, n_frames: int, budget: float, norm: s
 
 
 def _validate_input(fn: Callable, x0: jax.Array, target: int,
-                    clip: tuple[float, float] | None) -> None:
-    if x0.ndim != 2:
+                    clip: tuple[float, float] | None, input_shape: tuple[int, ...] | None) -> None:
+    if input_shape is None and x0.ndim != 2:
         raise ValueError(f"a strip starts from one input (freq, time), got shape {x0.shape}")
+    if input_shape is not None and x0.shape != input_shape:
+        raise ValueError(f"a strip starts from one input {input_shape}, got shape {x0.shape}")
     n_classes = jax.eval_shape(lambda v: _logits(fn, v), x0[None]).shape[-1]
     if not (isinstance(target, (int, np.integer)) and 0 <= target < n_classes):
         raise ValueError(f"target {target!r} is not a class index in [0, {n_classes})")
@@ -122,21 +125,25 @@ def _validate_input(fn: Callable, x0: jax.Array, target: int,
 
 def make_strip(fn: Callable, *, target: int, steps_per_frame: int = 5, lr: float | None = None,
                budget: float = 1.0, norm: str = "linf", clip: tuple[float, float] | None = None,
-               n_frames: int = 8) -> tuple[Callable, Callable]:
+               n_frames: int = 8, input_shape: Sequence[int] | None = None
+               ) -> tuple[Callable, Callable]:
     """Factory of an adversarial strip toward ``target``.
 
     Args:
-      fn: ``x (batch, freq, time) -> logits`` or ``-> (logits, acts)``; pure JAX, hashable
+      fn: ``x (batch, *input_shape) -> logits`` or ``-> (logits, acts)``; pure JAX, hashable
         (the same function object reuses the compiled step).
       target: class whose log-probability is raised.
       steps_per_frame: projected ascent steps between frames.
       lr: step length in the budget's norm; default ``2.5 * budget / (n_frames * steps_per_frame)``.
-      budget: max distance of a frame from the input: L∞ (per bin, log10 units) or L2 (whole input).
+      budget: max distance of a frame from the input: L∞ (per bin in log10 units, per sample
+        in amplitude for a waveform) or L2 (whole input).
       norm: ``"linf"`` (sign steps, PGD) or ``"l2"`` (unit-L2 gradient steps).
-      clip: optional ``(low, high)`` box for the input values (e.g. ``(floor, 0.0)``).
+      clip: optional ``(low, high)`` box for the input values (e.g. ``(floor, 0.0)``, or
+        ``(-1.0, 1.0)`` for a waveform).
       n_frames: only sets the default ``lr``.
+      input_shape: one input's shape, e.g. ``(samples,)``; default: any ``(freq, time)``.
     Returns:
-      ``init(x (freq, time)) -> StripState`` and ``step(state) -> (state, StripFrame)``;
+      ``init(x input_shape) -> StripState`` and ``step(state) -> (state, StripFrame)``;
       :func:`frame_of` turns a state into its frame.
     """
     _validate_config(steps_per_frame, n_frames, budget, norm)
@@ -144,10 +151,11 @@ def make_strip(fn: Callable, *, target: int, steps_per_frame: int = 5, lr: float
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     box = jnp.asarray(clip if clip is not None else (-jnp.inf, jnp.inf), jnp.float32)
+    input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
 
     def init(x: jax.Array) -> StripState:
         x0 = jnp.asarray(x, jnp.float32)
-        _validate_input(fn, x0, target, clip)
+        _validate_input(fn, x0, target, clip, input_shape)
         return StripState(x0, x0, _probs_of(x0, fn=fn), 0)
 
     def step(state: StripState) -> tuple[StripState, StripFrame]:
@@ -167,8 +175,8 @@ def frame_of(state: StripState, target: int) -> StripFrame:
 
 def strip_frames(fn: Callable, x: jax.Array, target: int, *, n_frames: int = 8,
                  steps_per_frame: int = 5, lr: float | None = None, budget: float = 1.0,
-                 norm: str = "linf", clip: tuple[float, float] | None = None
-                 ) -> Iterator[StripFrame]:
+                 norm: str = "linf", clip: tuple[float, float] | None = None,
+                 input_shape: Sequence[int] | None = None) -> Iterator[StripFrame]:
     """Yield ``n_frames + 1`` frames lazily: frame 0 is ``x`` itself, frame ``k`` is ``x`` after
     ``k * steps_per_frame`` projected steps toward ``target`` (see :func:`make_strip`).
 
@@ -176,7 +184,8 @@ def strip_frames(fn: Callable, x: jax.Array, target: int, *, n_frames: int = 8,
     only when asked for, so stopping the iteration stops the work.
     """
     init, step = make_strip(fn, target=target, steps_per_frame=steps_per_frame, lr=lr,
-                            budget=budget, norm=norm, clip=clip, n_frames=n_frames)
+                            budget=budget, norm=norm, clip=clip, n_frames=n_frames,
+                            input_shape=input_shape)
     return _frames(init(x), step, n_frames, target)
 
 
