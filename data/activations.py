@@ -3,6 +3,7 @@
 A store is a folder::
 
     out_dir/layer=conv1/part-00000.parquet   metadata columns + ``acts`` (one row per point)
+    out_dir/layer=conv1/part-00001.parquet   (with ``rows_per_part``: further parts, in order)
     out_dir/layer=dense1/part-00000.parquet
     out_dir/store.json                       manifest, written last
 
@@ -146,10 +147,16 @@ def _remove_abandoned_tmp_dirs(out_dir: Path) -> list[Path]:
     return removed
 
 
+def _part_name(i: int) -> str:
+    return f"part-{i:05d}.parquet"
+
+
 def _write_parts(tmp: Path, batches: Iterable[BatchActs], level: str,
-                 layers: Sequence[str] | None) -> dict[str, dict]:
+                 layers: Sequence[str] | None, rows_per_part: int | None = None
+                 ) -> dict[str, dict]:
     writers: dict[str, pq.ParquetWriter] = {}
     info: dict[str, dict] = {}
+    in_part: dict[str, int] = {}
     try:
         for batch in batches:
             names = list(batch.acts) if layers is None else list(layers)
@@ -160,9 +167,18 @@ def _write_parts(tmp: Path, batches: Iterable[BatchActs], level: str,
                 if name not in writers:
                     (tmp / f"layer={name}").mkdir(parents=True)
                     writers[name] = pq.ParquetWriter(tmp / f"layer={name}" / PART, table.schema)
-                    info[name] = {"name": name, "dim": int(batch.acts[name].shape[-1]), "rows": 0}
+                    info[name] = {"name": name, "dim": int(batch.acts[name].shape[-1]),
+                                  "rows": 0, "parts": 1}
+                    in_part[name] = 0
+                elif rows_per_part and in_part[name] >= rows_per_part:  # start the next part
+                    writers[name].close()
+                    writers[name] = pq.ParquetWriter(
+                        tmp / f"layer={name}" / _part_name(info[name]["parts"]), table.schema)
+                    info[name]["parts"] += 1
+                    in_part[name] = 0
                 writers[name].write_table(table)  # one row group per batch: bounded memory
                 info[name]["rows"] += table.num_rows
+                in_part[name] += table.num_rows
     finally:
         for w in writers.values():
             w.close()
@@ -171,7 +187,7 @@ def _write_parts(tmp: Path, batches: Iterable[BatchActs], level: str,
 
 def write_activation_store(out_dir, batches: Iterable[BatchActs], *, level: str,
                            layers: Sequence[str] | None = None, meta: dict | None = None,
-                           overwrite: bool = False) -> Path:
+                           overwrite: bool = False, rows_per_part: int | None = None) -> Path:
     """Write an activation store chunk by chunk, atomically.
 
     Args:
@@ -182,6 +198,10 @@ def write_activation_store(out_dir, batches: Iterable[BatchActs], *, level: str,
       layers: names to keep (default every layer of the first batch), in order.
       meta: JSON-friendly description stored in the manifest (model, corpus, split, ...).
       overwrite: replace an existing store at ``out_dir``.
+      rows_per_part: start a new Parquet part (``part-00001.parquet``, ...) once a layer's
+        current part holds this many rows (whole batches: a part may hold up to one batch
+        more); ``None``: one part per layer. Parts are read as one layer
+        (:class:`data.activations_read.ActivationStore`, also lazily as a Dask array).
     Returns:
       ``out_dir`` as a Path. On any exception nothing is left behind; a writer killed
       outright leaves its temporary folder, which the next write there removes.
@@ -196,7 +216,9 @@ def write_activation_store(out_dir, batches: Iterable[BatchActs], *, level: str,
         _remove_abandoned_tmp_dirs(out_dir)
     tmp.mkdir(parents=True)
     try:
-        info = _write_parts(tmp, batches, level, layers)
+        if rows_per_part is not None and rows_per_part < 1:
+            raise ValueError(f"rows_per_part must be >= 1, got {rows_per_part}")
+        info = _write_parts(tmp, batches, level, layers, rows_per_part)
         if not info:
             raise ValueError("no activations were written: the batches were empty")
         manifest = {"format": FORMAT, "version": VERSION, "level": level,
