@@ -74,7 +74,7 @@ def _format_shape(shape: tuple[int, ...] | None) -> str:
 
 
 def layer_table_data(named_shapes: Mapping[str, tuple[int, ...]],
-                     named_params: Mapping[str, int]) -> dict[str, list]:
+                     named_params: Mapping[str, int] | None) -> dict[str, list]:
     """Columns for a layer table: one row per layer in ``named_shapes`` order.
 
     Layers present only in ``named_params`` (e.g. batch-norm without a sown output) are
@@ -82,10 +82,15 @@ def layer_table_data(named_shapes: Mapping[str, tuple[int, ...]],
 
     Args:
       named_shapes: ``{layer: output shape of one example}``, e.g. ``(75, 80, 16)``.
-      named_params: ``{layer: number of parameters}``.
+      named_params: ``{layer: number of parameters}``, or None when the parameters are not
+        known per layer (a foreign model's weights are named by module path, not by layer):
+        then there is no ``"parameters"`` column.
     Returns:
       ``{"layer": [...], "output_shape": [...], "parameters": [...]}``.
     """
+    if named_params is None:
+        return {"layer": list(named_shapes),
+                "output_shape": [_format_shape(s) for s in named_shapes.values()]}
     for name, count in named_params.items():
         if int(count) < 0:
             raise ValueError(f"parameter count of {name!r} is negative: {count}")
@@ -97,15 +102,17 @@ def layer_table_data(named_shapes: Mapping[str, tuple[int, ...]],
     }
 
 
-def layer_table(named_shapes: Mapping[str, tuple[int, ...]], named_params: Mapping[str, int], *,
-                height: int = 260) -> DataTable:
-    """A Bokeh ``DataTable`` of :func:`layer_table_data` (layer, output shape, parameters)."""
+def layer_table(named_shapes: Mapping[str, tuple[int, ...]],
+                named_params: Mapping[str, int] | None, *, height: int = 260) -> DataTable:
+    """A Bokeh ``DataTable`` of :func:`layer_table_data` (layer, output shape, parameters;
+    no parameters column when ``named_params`` is None)."""
     src = ColumnDataSource(layer_table_data(named_shapes, named_params))
     columns = [
         TableColumn(field="layer", title="layer"),
         TableColumn(field="output_shape", title="output shape"),
-        TableColumn(field="parameters", title="parameters",
-                    formatter=NumberFormatter(format="0,0", text_align="right")),
     ]
+    if named_params is not None:
+        columns.append(TableColumn(field="parameters", title="parameters",
+                                   formatter=NumberFormatter(format="0,0", text_align="right")))
     return DataTable(source=src, columns=columns, height=height, sizing_mode="stretch_width",
                      index_position=None, sortable=True, reorderable=False)

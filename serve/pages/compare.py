@@ -1,6 +1,7 @@
 """Edit & compare: chain edits with undo/redo; original vs edited side by side — waveforms,
-spectrograms, audio, predictions, feature maps of a layer, per-filter difference maps and the
-per-layer activation distance (d-DeVIS's comparison view, extended).
+the input's pictures, audio, predictions, one layer of any kind (a conv map's filters, a time /
+sequence layer's dims × time, a vector's units), its difference and the per-layer activation
+distance (d-DeVIS's comparison view, extended to any model behind the predictor interface).
 
 Like the Inspect page, callbacks do their work directly: the server runs them in Panel's
 thread pool (``pn.config.nthreads``), so the event loop never waits on a forward pass. A lock
@@ -16,17 +17,17 @@ import numpy as np
 import panel as pn
 
 from data.edits import EDIT_SCHEMAS, EditHistory, chain_from_json, chain_to_json, validate_edit
-from serve.analysis import conv_layers
-from serve.pages.compare_parts import (chain_markdown, distance_figure, edited_clip,
-                                       filter_players, page_layout, param_widgets,
-                                       prediction_lines, side_panes)
+from serve.analysis import layer_image, layer_kinds
+from serve.pages.compare_parts import (chain_markdown, difference_figure, distance_figure,
+                                       edited_clip, filter_players, layer_figures, page_layout,
+                                       param_widgets, prediction_lines, side_panes)
 
 
 class ComparePage:
     """The Edit & compare tab of one session."""
 
     def __init__(self, session):
-        self.session, self.params = session, session.params
+        self.session, self.params, self.predictor = session, session.params, session.predictor
         self.history = EditHistory()
         self.original = self.analysis_a = self.analysis_b = self.edited = None
         self.distances: dict[str, dict[str, float]] = {}
@@ -177,7 +178,7 @@ class ComparePage:
 
         if self.edited is None:
             return io.BytesIO(b"")
-        return io.BytesIO(to_wav_bytes(self.edited.wave, self.params.sample_rate))
+        return io.BytesIO(to_wav_bytes(self.edited.wave, self.predictor.sample_rate))
 
     def chain_file(self) -> io.BytesIO:
         """The current chain as JSON (``chain_to_json``)."""
@@ -189,8 +190,8 @@ class ComparePage:
             self.original = clip
             self.analysis_a = self.session.analyse(clip.wave)
             self.header.object = f"### {clip.name}: original vs edited"
-            self.side_a.objects = side_panes("Original", clip.wave, self.analysis_a.features,
-                                           self.params, tag="original")
+            self.side_a.objects = side_panes("Original", clip.wave, _picture(self.analysis_a),
+                                             self.predictor, tag="original")
             if not self._recompute(self.history.chain):
                 self._clear_edited()
 
@@ -213,15 +214,15 @@ class ComparePage:
             return True
         try:
             edited = edited_clip(self.original.wave, self.original.sample_rate, chain,
-                                 n_samples=self.params.n_samples)
+                                 n_samples=self.predictor.n_samples)
         except ValueError as exc:
             self.session.error(f"{what}: {exc}")
             return False
         self.edited, self.analysis_b = edited, self.session.analyse(edited.wave)
         self.wav_download.disabled = False
         self.length_note.object, self.length_note.visible = edited.note, bool(edited.note)
-        self.side_b.objects = side_panes("Edited", edited.wave, self.analysis_b.features,
-                                       self.params, tag="edited")
+        self.side_b.objects = side_panes("Edited", edited.wave, _picture(self.analysis_b),
+                                         self.predictor, tag="edited")
         self._show_predictions()
         self._show_distances()
         self._update_layers()
@@ -245,52 +246,80 @@ class ComparePage:
         fig = distance_figure(self.distances)
         self.distance_view.objects = [] if fig is None else [pn.pane.Bokeh(fig)]
 
+    @property
+    def kinds(self) -> dict[str, str]:
+        """``{layer: kind}`` of the edited clip's activations (every layer but the outputs)."""
+        return {} if self.analysis_b is None else layer_kinds(self.predictor,
+                                                               self.analysis_b.acts)
+
     def _update_layers(self) -> None:
-        layers = conv_layers(self.analysis_b.acts)
+        layers = list(self.kinds)
         keep = self.layer_select.value if self.layer_select.value in layers else None
         self._refill(self.layer_select, layers,
                      keep if keep is not None else next(iter(layers), None))  # redraw below
         if layers:
             self._show_maps()
         else:
-            self.maps.objects = [pn.pane.Markdown("*This model has no convolutional layers.*")]
+            self.maps.objects = [pn.pane.Markdown("*This model exposes no layers.*")]
             self.diff_view.objects = []
 
     def _show_maps(self) -> None:
-        from viz.featuremaps import feature_map_mosaic
-
         layer = self.layer_select.value
         if layer is None or self.analysis_b is None:
             return
-        figs = [feature_map_mosaic(a.acts[layer], title=f"{name}: {layer}", height=300)[0]
-                for name, a in (("original", self.analysis_a), ("edited", self.analysis_b))]
+        kind = self.kinds[layer]
+        figs = layer_figures(self.analysis_a.acts[layer], self.analysis_b.acts[layer], layer,
+                             kind)
         self.maps.objects = [pn.pane.Bokeh(f) for f in figs]
-        n_ch = self.analysis_b.acts[layer].shape[2]
+        # Only a conv map has filters to pick; a time / sequence layer is compared and heard
+        # whole, a vector has nothing to hear.
+        n_ch = self.analysis_b.acts[layer].shape[2] if kind == "freq_time" else 0
         keep = self.channel_select.value if self.channel_select.value in range(n_ch) else 0
-        self._refill(self.channel_select, list(range(n_ch)), keep)  # redraw once, below
-        self._show_diff()
+        self._refill(self.channel_select, list(range(n_ch)), keep if n_ch else None)
+        self.channel_select.disabled = not n_ch
+        self.listen_button.disabled = kind == "vector"
+        self.listen_button.name = ("Listen to this filter (both)" if n_ch else
+                                   "Listen to this layer (both)")
+        self._show_diff()  # once, after the refill
 
     def _fmaps(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The compared pair of ``(rows, time)`` images of the chosen layer (and filter),
+        original first; None before a clip, and for a vector layer."""
         layer, ch = self.layer_select.value, self.channel_select.value
-        if layer is None or ch is None or self.analysis_b is None:
+        if layer is None or self.analysis_b is None:
             return None
-        return self.analysis_a.acts[layer][:, :, ch], self.analysis_b.acts[layer][:, :, ch]
+        kind = self.kinds.get(layer)
+        if kind == "vector" or kind is None or (kind == "freq_time" and ch is None):
+            return None
+        return tuple(layer_image(a.acts[layer], kind, ch)
+                     for a in (self.analysis_a, self.analysis_b))
 
     def _show_diff(self) -> None:
-        from viz.compare import difference_map_plot
-
-        maps = self._fmaps()
-        if maps is not None:
-            title = f"{self.layer_select.value} · filter {self.channel_select.value}: edited − original"
-            self.diff_view.objects = [pn.pane.Bokeh(difference_map_plot(*maps, title=title,
-                                                                        height=260))]
+        layer = self.layer_select.value
+        if layer is None or self.analysis_b is None:
+            return
+        kind = self.kinds[layer]
+        if kind == "freq_time":
+            if self.channel_select.value is None:
+                return
+            what = f"{layer} · filter {self.channel_select.value}"
+        else:
+            what = layer
+        pair = self._fmaps() or (self.analysis_a.acts[layer], self.analysis_b.acts[layer])
+        self.diff_view.objects = [pn.pane.Bokeh(difference_figure(
+            *pair, title=f"{what}: edited − original"))]
 
     def _listen(self) -> None:
         maps = self._fmaps()
         if maps is None:
             return
         self.diff_view.objects = [*self.diff_view.objects[:1],
-                                  pn.Row(*filter_players(maps, self.params))]
+                                  pn.Row(*filter_players(maps, self.predictor))]
 
     def view(self):
         return page_layout(self)
+
+
+def _picture(a) -> np.ndarray:
+    """The input picture of analysis ``a`` (the features themselves for an older Analysis)."""
+    return a.features if a.picture is None else a.picture

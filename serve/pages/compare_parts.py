@@ -1,5 +1,6 @@
 """Helpers of the Edit & compare page: schema-driven parameter widgets, chain labels, the
-edited clip fitted to the model's window, the prediction summary and layer distances.
+edited clip fitted to the model's window, the prediction summary, one layer's figures and
+difference for every layer kind, and layer distances.
 
 Everything here except :func:`param_widgets` is a pure function of NumPy arrays and plain
 dicts, so the page class in :mod:`serve.pages.compare` only wires widgets to them.
@@ -153,13 +154,56 @@ def distance_figure(distances: dict[str, dict[str, float]]):
     return activation_distance_chart(*distance_arrays(distances)) if distances else None
 
 
-def filter_players(maps: tuple[np.ndarray, np.ndarray], params) -> list:
-    """Audio players of the original's and the edited clip's sonified filter maps."""
+def filter_players(maps: tuple[np.ndarray, np.ndarray], predictor) -> list:
+    """Audio players of the original's and the edited clip's sonified ``(rows, time)`` maps
+    (a conv filter, or a time / sequence layer's whole image), at the predictor's rate."""
     from serve.analysis import sonify
 
-    return [pn.pane.Audio(sonify(m, params), sample_rate=params.sample_rate, name=tag,
+    return [pn.pane.Audio(sonify(m, predictor), sample_rate=predictor.sample_rate, name=tag,
                           css_classes=[f"hs-filter-audio-{tag}"])
             for m, tag in zip(maps, ("original", "edited"))]
+
+
+def layer_figures(act_a: np.ndarray, act_b: np.ndarray, layer: str, kind: str) -> list:
+    """The original's and the edited clip's figures of one layer of one example: every filter
+    of a ``"freq_time"`` map as a mosaic; a ``"time"`` / ``"sequence"`` layer ``(time, dim)``
+    as a dims × time image, both on one colour range; a ``"vector"`` as unit bars."""
+    from serve.analysis import layer_image
+    from viz.featuremaps import feature_map_mosaic
+    from viz.plots import dense_activation_bars, spectrogram_plot
+
+    pairs = (("original", act_a), ("edited", act_b))
+    if kind == "freq_time":
+        return [feature_map_mosaic(a, title=f"{name}: {layer}", height=300)[0]
+                for name, a in pairs]
+    if kind == "vector":
+        return [dense_activation_bars(a, title=f"{name}: {layer} ({a.shape[0]} units)")
+                for name, a in pairs]
+    images = [layer_image(a, kind) for a in (act_a, act_b)]
+    lo = float(min(np.min(i) for i in images))
+    hi = float(max(np.max(i) for i in images))
+    unit = "channels" if kind == "time" else "dims"
+    figs = []
+    for (name, a), image in zip(pairs, images):
+        title = f"{name}: {layer} ({a.shape[1]} {unit} × {a.shape[0]} frames)"
+        fig = spectrogram_plot(image, sample_rate=None, palette="Viridis256", title=title,
+                               value_range=(lo, hi if hi > lo else lo + 1.0), height=300,
+                               value_label="activation")
+        fig.yaxis.axis_label = "channel" if kind == "time" else "dimension"
+        figs.append(fig)
+    return figs
+
+
+def difference_figure(a: np.ndarray, b: np.ndarray, *, title: str):
+    """``b − a`` of one layer: a diverging image of two ``(rows, time)`` maps, or bars of two
+    ``(units,)`` vectors."""
+    from viz.compare import difference_map_plot
+    from viz.plots import dense_activation_bars
+
+    if np.ndim(a) == 1:
+        return dense_activation_bars(np.asarray(b, np.float64) - np.asarray(a, np.float64),
+                                     title=title, height=260)
+    return difference_map_plot(a, b, title=title, height=260)
 
 
 def distance_arrays(distances: dict[str, dict[str, float]]) -> tuple[list[str], list[float],
@@ -170,25 +214,36 @@ def distance_arrays(distances: dict[str, dict[str, float]]) -> tuple[list[str], 
             [distances[k]["rel_l2"] for k in layers])
 
 
-def side_panes(title: str, wave: np.ndarray, feats: np.ndarray, params, *, tag: str) -> list:
-    """Heading, player (samples clipped to ±0.99), waveform and spectrogram of one clip.
+def picture_name(predictor) -> str:
+    """What the input's picture is: hearsight's log spectrogram (the model input), a waveform
+    model's display spectrogram, or a foreign model's own features."""
+    if predictor.input_kind == "waveform":
+        return "log spectrogram of the wave"
+    if predictor.picture_params is None:
+        return f"{predictor.arch} input features"
+    return "log spectrogram"
+
+
+def side_panes(title: str, wave: np.ndarray, picture: np.ndarray, predictor, *,
+               tag: str) -> list:
+    """Heading, player (samples clipped to ±0.99), waveform and input picture of one clip.
 
     Args:
-      wave: ``(params.n_samples,)`` float32 waveform at ``params.sample_rate`` Hz.
-      feats: ``(freq, time)`` model input of ``wave``.
+      wave: ``(predictor.n_samples,)`` float32 waveform at ``predictor.sample_rate`` Hz.
+      picture: ``(freq, time)`` picture of ``wave``'s model input (``predictor.picture``),
+        drawn on its real frequency axis (:func:`serve.analysis.picture_figure`).
       tag: ``"original"`` or ``"edited"``; names the player and its css class ``hs-audio-TAG``.
     """
-    from viz.plots import spectrogram_plot, waveform_plot
+    from serve.analysis import picture_figure
+    from viz.plots import waveform_plot
 
-    p = params
-    spec = spectrogram_plot(feats, sample_rate=p.sample_rate, hop_length=p.hop_length,
-                            title=f"{title}: log spectrogram", value_range=(p.floor, 0.0),
-                            height=220, value_label="log10 magnitude")
+    sr = predictor.sample_rate
+    spec = picture_figure(picture, predictor, title=f"{title}: {picture_name(predictor)}",
+                          height=220)
     return [pn.pane.Markdown(f"#### {title}"),
-            pn.pane.Audio(np.clip(wave, -0.99, 0.99), sample_rate=p.sample_rate, name=tag,
+            pn.pane.Audio(np.clip(wave, -0.99, 0.99), sample_rate=sr, name=tag,
                           css_classes=[f"hs-audio-{tag}"]),
-            pn.pane.Bokeh(waveform_plot(wave, p.sample_rate, title=f"{title}: waveform",
-                                        height=180)),
+            pn.pane.Bokeh(waveform_plot(wave, sr, title=f"{title}: waveform", height=180)),
             pn.pane.Bokeh(spec)]
 
 
@@ -200,7 +255,7 @@ def page_layout(page):
         page.chain_upload, page.chain_download, page.wav_download, width=320)
     compare = pn.Column(
         page.header, page.length_note, pn.Row(page.side_a, page.side_b), page.summary,
-        pn.Row(page.pred_a, page.pred_b), page.probs, "#### Feature maps of one layer",
+        pn.Row(page.pred_a, page.pred_b), page.probs, "#### One layer, original and edited",
         pn.Row(page.layer_select, page.channel_select, page.listen_button), page.maps,
         page.diff_view, "#### Per-layer activation distance", page.distance_view,
         sizing_mode="stretch_width")

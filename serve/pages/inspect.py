@@ -1,5 +1,7 @@
-"""Inspect: waveform, spectrogram, every class's probability, every filter of every layer
-(tap one to enlarge and hear it), dense activations, weight histograms and layer shapes."""
+"""Inspect: waveform, the input's picture (a waveform model's display spectrogram) on its real
+frequency axis, every class's probability, every filter of every conv map and every time /
+sequence layer drawn over time (tap one to enlarge and hear it), vector activations, weight
+histograms and layer shapes — for any model behind the predictor interface."""
 
 from __future__ import annotations
 
@@ -8,14 +10,29 @@ from functools import partial
 import numpy as np
 import panel as pn
 
-from serve.analysis import conv_layers, sonify
+from serve.analysis import layer_image, layer_kinds, picture_axes, picture_range, sonify
 from serve.config import FEATURE_MAP_AUDIO_ITERS
 from serve.jobs import one_walk
 from serve.text import esc, live_text
 
 
-def dense_layers(acts: dict) -> list[str]:
-    return [k for k, v in acts.items() if np.ndim(v) == 1 and k not in ("probs",)]
+MAX_HISTOGRAMS = 36  # a foreign model has a weight matrix per projection (~100 in a base model)
+
+
+def layer_option(layer: str, kind: str, shape: tuple) -> dict:
+    """The layer menu's entries of one layer: a conv map's every channel ``(layer, c)``; a
+    time / sequence layer's whole ``(dim, time)`` image and a vector layer: ``(layer, None)``."""
+    if kind == "freq_time":
+        return {f"{layer} · {c}": (layer, c) for c in range(shape[2])}
+    if kind == "vector":
+        return {f"{layer} · {shape[0]} units": (layer, None)}
+    unit = "channels" if kind == "time" else "dims"
+    return {f"{layer} · all {shape[1]} {unit} over time": (layer, None)}
+
+
+def image_title(layer: str, kind: str, shape: tuple) -> str:
+    unit = "channels" if kind == "time" else "dims"
+    return f"{layer}: {shape[1]} {unit} × {shape[0]} frames ({kind})"
 
 
 class InspectPage:
@@ -24,9 +41,10 @@ class InspectPage:
     def __init__(self, session):
         self.session = session
         self.params = session.params
+        self.predictor = session.predictor
         self.header = live_text("<h3>Bring audio in from the sidebar to inspect it.</h3>",
                                 css_class="hs-inspect-header")
-        self.player = pn.pane.Audio(None, sample_rate=self.params.sample_rate, name="clip",
+        self.player = pn.pane.Audio(None, sample_rate=self.predictor.sample_rate, name="clip",
                                     css_classes=["hs-clip-audio"], visible=False)
         self.signal = pn.Row(sizing_mode="stretch_width")
         self.probs = pn.Column(sizing_mode="stretch_width", css_classes=["hs-probs"])
@@ -47,6 +65,7 @@ class InspectPage:
         self.analysis = None
         self._figs: dict = {}          # figures of the current clip, refreshed in place
         self._filter_fig = self._filter_text = self._filter_audio = self._filter_for = None
+        self._kinds: dict[str, str] = {}  # layer -> kind, the same for every clip of a model
         self.filter_select.param.watch(self._on_filter, "value")
         session.on_clip(self._on_clip)
         self.model_toggle.param.watch(self._on_model_toggle, "value")
@@ -64,12 +83,23 @@ class InspectPage:
         # models Panel manages (header, panes), not for a figure's column data.
         session_runner(self.session).push(partial(self._show_clip, clip, a, sound))
 
+    def kinds(self, a) -> dict[str, str]:
+        """``{layer: kind}`` of analysis ``a`` (:func:`serve.analysis.layer_kinds`)."""
+        if set(self._kinds) - set(a.acts) or not self._kinds:
+            self._kinds = layer_kinds(self.predictor, a.acts)
+        return self._kinds
+
     def _filter_sound(self, a, choice):
-        """``(a, choice, audio)``: the sonification of filter ``choice = (layer, channel)`` of
-        analysis ``a``, or None when ``a`` has no such layer."""
+        """``(a, choice, audio)``: the sonification of ``choice = (layer, channel)`` of analysis
+        ``a`` — one conv filter's map, or a time / sequence layer's whole ``(dim, time)``
+        image —, or None when ``a`` has no such layer or it is a vector."""
         if choice is None or choice[0] not in a.acts:
             return None
-        return a, tuple(choice), sonify(a.acts[choice[0]][:, :, choice[1]], self.params)
+        kind = self.kinds(a).get(choice[0])
+        if kind not in ("freq_time", "time", "sequence"):
+            return None
+        image = layer_image(a.acts[choice[0]], kind, choice[1])
+        return a, tuple(choice), sonify(image, self.predictor)
 
     def _show_clip(self, clip, a, sound=None) -> None:
         if self.session.clip is not clip:  # a newer clip came in meanwhile: it will be shown
@@ -97,55 +127,97 @@ class InspectPage:
         from viz.refresh import (refresh_dense_bars, refresh_image, refresh_probability_bars,
                                  refresh_waveform)
 
-        figs, labels = self._figs, self.session.predictor.labels
-        if set(figs) != {"wave", "spec", "probs", *(("map", k) for k in conv_layers(a.acts)),
-                         *(("dense", k) for k in dense_layers(a.acts) if k != "logits")}:
+        figs, labels, kinds = self._figs, self.session.predictor.labels, self.kinds(a)
+        if set(figs) != {"wave", "spec", "probs", *self._layer_keys(kinds)}:
             return False
-        ok = (refresh_waveform(figs["wave"], clip.wave, self.params.sample_rate)
-              and refresh_image(figs["spec"], a.features)
+        picture = self._picture(a)
+        ok = (refresh_waveform(figs["wave"], clip.wave, self.predictor.sample_rate)
+              and refresh_image(figs["spec"], picture,
+                                value_range=picture_range(self._axes(picture), picture))
               and refresh_probability_bars(figs["probs"], a.probs, labels,
                                            title=f"Class probabilities — top: {labels[a.top]}"))
         for key, fig in figs.items():
             if ok and key[0] == "map":
                 ok = refresh_image(fig, mosaic(a.acts[key[1]])[0])
+            elif ok and key[0] == "seq":
+                image = layer_image(a.acts[key[1]], kinds[key[1]])
+                ok = refresh_image(fig, image, value_range=_span(image))
             elif ok and key[0] == "dense":
                 ok = refresh_dense_bars(fig, a.acts[key[1]])
         return ok
 
-    def _build_signal(self, clip, a) -> None:
-        from viz.plots import probability_bars, spectrogram_plot, waveform_plot
+    @staticmethod
+    def _layer_keys(kinds: dict) -> list[tuple[str, str]]:
+        tag = {"freq_time": "map", "time": "seq", "sequence": "seq", "vector": "dense"}
+        return [(tag[kind], k) for k, kind in kinds.items()]
 
-        p, labels = self.params, self.session.predictor.labels
-        self._figs["wave"] = waveform_plot(clip.wave, p.sample_rate, height=220)
-        self._figs["spec"] = spectrogram_plot(
-            a.features, sample_rate=p.sample_rate, hop_length=p.hop_length,
-            title="Log spectrogram (model input)", value_range=(p.floor, 0.0), height=220,
-            value_label="log10 magnitude")
+    @staticmethod
+    def _picture(a) -> np.ndarray:
+        return a.features if a.picture is None else a.picture
+
+    def _axes(self, picture):
+        """The picture's axes (the same for every clip of a model: made once)."""
+        frames = np.shape(picture)[1]
+        if getattr(self, "_picture_axes", (None, None))[0] != frames:
+            self._picture_axes = (frames, picture_axes(self.predictor, frames))
+        return self._picture_axes[1]
+
+    def _build_signal(self, clip, a) -> None:
+        from serve.analysis import picture_figure
+        from viz.plots import probability_bars, waveform_plot
+
+        labels = self.session.predictor.labels
+        self._figs["wave"] = waveform_plot(clip.wave, self.predictor.sample_rate, height=220)
+        self._figs["spec"] = picture_figure(self._picture(a), self.predictor, height=220)
         self._figs["probs"] = probability_bars(a.probs, labels,
                                                title=f"Class probabilities — top: {labels[a.top]}")
         self.signal.objects = [pn.pane.Bokeh(self._figs["wave"]), pn.pane.Bokeh(self._figs["spec"])]
         self.probs.objects = [pn.pane.Bokeh(self._figs["probs"])]
 
     def _build_maps(self, a) -> None:
-        from viz.featuremaps import feature_map_mosaic
-
-        cards, options = [], {}
-        for layer in conv_layers(a.acts):
+        cards, options, kinds = [], {}, self.kinds(a)
+        for layer, kind in kinds.items():
             acts = a.acts[layer]
-            fig, layout = feature_map_mosaic(acts, title=f"{layer}: {acts.shape[2]} filters "
-                                             f"of {acts.shape[0]}×{acts.shape[1]}", height=300)
-            fig.on_event("tap", self._tap_handler(layer, layout))
-            self._figs[("map", layer)] = fig
+            options.update(layer_option(layer, kind, acts.shape))
+            if kind == "vector":  # drawn with the dense layers
+                continue
+            fig = (self._mosaic_card(layer, acts) if kind == "freq_time"
+                   else self._image_card(layer, kind, acts))
             # The css class goes on a wrapper: a Bokeh pane renders the figure itself and
             # drops its own css_classes, so tests and styles could not find the mosaic.
             cards.append(pn.Column(pn.pane.Bokeh(fig), css_classes=[f"hs-mosaic-{layer}"],
                                    sizing_mode="stretch_width"))
-            options.update({f"{layer} · {c}": (layer, c) for c in range(acts.shape[2])})
-        self.maps.objects = [pn.pane.Markdown(
-            "#### Feature maps — every filter of every layer (tap one to enlarge and listen)"),
-            pn.GridBox(*cards, ncols=2, sizing_mode="stretch_width")]
+        over_time = any(k in ("time", "sequence") for k in kinds.values())
+        heading = (
+            "#### Layers — every filter of every conv map, every time and sequence layer "
+            "as dims × time (tap one to enlarge and listen)" if over_time else
+            "#### Feature maps — every filter of every layer (tap one to enlarge and listen)")
+        self.maps.objects = [pn.pane.Markdown(heading),
+                             pn.GridBox(*cards, ncols=2, sizing_mode="stretch_width")]
         if options != self.filter_select.options:
             self.filter_select.options = options  # selects the first filter, which is then shown
+
+    def _mosaic_card(self, layer: str, acts: np.ndarray):
+        from viz.featuremaps import feature_map_mosaic
+
+        fig, layout = feature_map_mosaic(acts, title=f"{layer}: {acts.shape[2]} filters "
+                                         f"of {acts.shape[0]}×{acts.shape[1]}", height=300)
+        fig.on_event("tap", self._tap_handler(layer, layout))
+        self._figs[("map", layer)] = fig
+        return fig
+
+    def _image_card(self, layer: str, kind: str, acts: np.ndarray):
+        """A time / sequence layer ``(time, dim)`` as one image, dims up and frames across."""
+        from viz.plots import spectrogram_plot
+
+        image = layer_image(acts, kind)
+        fig = spectrogram_plot(image, sample_rate=None, title=image_title(layer, kind, acts.shape),
+                               palette="Viridis256", value_range=_span(image), height=300,
+                               value_label="activation")
+        fig.yaxis.axis_label = "channel" if kind == "time" else "dimension"
+        fig.on_event("tap", lambda event: setattr(self.filter_select, "value", (layer, None)))
+        self._figs[("seq", layer)] = fig
+        return fig
 
     def _tap_handler(self, layer, layout):
         def handler(event):
@@ -162,42 +234,60 @@ class InspectPage:
             session_runner(self.session).push(partial(
                 self._show_filter, *event.new, sound=self._filter_sound(a, event.new)))
 
-    def _show_filter(self, layer: str, channel: int, *, sound=None) -> None:
-        """Show filter ``channel`` of ``layer`` for the current clip, with its sound when
-        ``sound`` (from :meth:`_filter_sound`) was made for them (else it is made here)."""
+    def _show_filter(self, layer: str, channel: int | None, *, sound=None) -> None:
+        """Show ``(layer, channel)`` for the current clip — filter ``channel`` of a conv map,
+        or (``channel`` None) a time / sequence layer's whole image —, with its sound when
+        ``sound`` (from :meth:`_filter_sound`) was made for them (else it is made here); a
+        vector layer as bars, with nothing to play."""
         from viz.plots import spectrogram_plot
         from viz.refresh import refresh_image
 
         a = self._filter_for = self.analysis
-        fmap = a.acts[layer][:, :, channel]
+        kind = self.kinds(a).get(layer)
+        if kind not in ("freq_time", "time", "sequence"):
+            self._show_vector(layer, a.acts[layer])
+            return
+        fmap = layer_image(a.acts[layer], kind, channel)
         audio = None
         if sound is not None and sound[0] is a and sound[1] == (layer, channel):
             audio = sound[2]
         if audio is None:
-            audio = sonify(fmap, self.params)
-        title = f"{layer} · filter {channel}"
-        text = (f"Sonification of <b>{esc(layer)} · {channel}</b> (Griffin-Lim, "
+            audio = sonify(fmap, self.predictor)
+        if kind == "freq_time":
+            title, name = f"{layer} · filter {channel}", f"{esc(layer)} · {channel}"
+        else:
+            title, name = image_title(layer, kind, a.acts[layer].shape), f"{esc(layer)} (all)"
+        text = (f"Sonification of <b>{name}</b> (Griffin-Lim, "
                 f"{FEATURE_MAP_AUDIO_ITERS} iterations, loudness-normalised):")
         fig = self._filter_fig
-        if fig is not None and refresh_image(fig, fmap, title=title,
-                                             value_range=(float(fmap.min()), float(fmap.max()))):
+        if fig is not None and refresh_image(fig, fmap, title=title, value_range=_span(fmap)):
             self._filter_text.value, self._filter_audio.object = text, audio
             return
         self._filter_fig = spectrogram_plot(fmap, sample_rate=None, title=title,
                                             palette="Viridis256", height=260,
                                             value_label="activation")
         self._filter_text = live_text(text, css_class="hs-filter-text")
-        self._filter_audio = pn.pane.Audio(audio, sample_rate=self.params.sample_rate,
+        self._filter_audio = pn.pane.Audio(audio, sample_rate=self.predictor.sample_rate,
                                            name="filter-audio", css_classes=["hs-filter-audio"])
         self.filter_view.objects = [pn.pane.Bokeh(self._filter_fig), self._filter_text,
                                     self._filter_audio]
+
+    def _show_vector(self, layer: str, acts: np.ndarray) -> None:
+        from viz.plots import dense_activation_bars
+
+        self._filter_fig = self._filter_audio = None  # the next map builds its figure anew
+        self._filter_text = live_text(f"<b>{esc(layer)}</b> is a vector ({acts.shape[0]} units): "
+                                      "no time axis, nothing to play.",
+                                      css_class="hs-filter-text")
+        self.filter_view.objects = [pn.pane.Bokeh(dense_activation_bars(
+            acts, title=f"{layer}: {acts.shape[0]} units", height=260)), self._filter_text]
 
     def _build_dense(self, a) -> None:
         from viz.plots import dense_activation_bars
 
         panes = []
-        for k in dense_layers(a.acts):
-            if k != "logits":
+        for k, kind in self.kinds(a).items():
+            if kind == "vector":
                 self._figs[("dense", k)] = dense_activation_bars(
                     a.acts[k], title=f"{k}: {a.acts[k].shape[0]} units")
                 panes.append(pn.pane.Bokeh(self._figs[("dense", k)]))
@@ -207,36 +297,53 @@ class InspectPage:
         from engine.predictor import named_weights
 
         p = self.session.predictor
-        total = sum(int(w.size) for w in named_weights(p.model).values())
-        return f"Model: {p.arch} · {total:,} parameters (show layers and weight histograms)"
+        if p.model is not None:
+            total = sum(int(w.size) for w in named_weights(p.model).values())
+            return f"Model: {p.arch} · {total:,} parameters (show layers and weight histograms)"
+        # Behind the contract only the weight matrices are listed (no biases or norms).
+        total = sum(int(w.size) for w in p.layer_parameters().values())
+        return (f"Model: {p.arch} · {total:,} weights in its matrices and kernels "
+                "(show layers and weight histograms)")
 
     def _on_model_toggle(self, event) -> None:
         if event.new and not self.model_body.objects:
             self._build_model_view()
         self.model_body.visible = bool(event.new)
 
+    def _layer_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Activation shape of every layer of one example (the table's "output shape")."""
+        p = self.predictor
+        if getattr(p, "layers", None):
+            return {info.name: tuple(info.shape) for info in p.layers}
+        acts = self.analysis.acts if self.analysis is not None else {
+            k: v[0] for k, v in p.run(p.baseline_input()[None])[1].items()}
+        return {k: tuple(np.shape(v)) for k, v in acts.items() if k != "probs"}
+
     def _build_model_view(self) -> None:
-        from engine.predictor import layer_parameters, named_weights
+        from engine.predictor import named_weights
         from viz.weights import layer_table, weight_histogram
 
-        model = self.session.predictor.model
-        weights = layer_parameters(model)
-        counts = {}
-        for name, w in named_weights(model).items():
-            layer = name.rsplit(".", 1)[0]
-            counts[layer] = counts.get(layer, 0) + int(w.size)
-        shapes = {name: tuple(w.shape) for name, w in weights.items()}
+        p = self.session.predictor
+        weights = p.layer_parameters()
+        counts = None  # per layer; unknown behind the contract (weights named by module path)
+        if p.model is not None:
+            counts = {}
+            for name, w in named_weights(p.model).items():
+                layer = name.rsplit(".", 1)[0]
+                counts[layer] = counts.get(layer, 0) + int(w.size)
+        shown = dict(list(weights.items())[:MAX_HISTOGRAMS])
+        more = (f" — the first {len(shown)} of {len(weights)} weight arrays"
+                if len(shown) < len(weights) else "")
         self.model_body.objects = [
             # Table above the histograms: side by side, six histograms were squeezed into
             # what the 420 px table left of 1280 px and their tick labels overlapped.
-            pn.pane.Bokeh(layer_table(shapes, {k: counts.get(k, 0) for k in shapes}),
-                          width=420),
-            pn.pane.Markdown("#### Weight distributions (kernel values per layer, counts)"),
+            pn.pane.Bokeh(layer_table(self._layer_shapes(), counts), width=420),
+            pn.pane.Markdown(f"#### Weight distributions (kernel values per layer, counts){more}"),
             # A Panel grid of separate figures: a bokeh gridplot added to a page already
             # shown drew its figures empty.
             pn.GridBox(*[pn.pane.Bokeh(weight_histogram(w, title=name, height=180),
                                        sizing_mode="stretch_width")
-                         for name, w in weights.items()],
+                         for name, w in shown.items()],
                        ncols=3, sizing_mode="stretch_width")]
 
     def view(self):
@@ -244,3 +351,9 @@ class InspectPage:
             self.header, self.player, self.signal, self.probs, self.maps,
             pn.Row(self.filter_select, width=320), self.filter_view, self.dense,
             self.model_view, sizing_mode="stretch_width")
+
+
+def _span(image: np.ndarray) -> tuple[float, float]:
+    """The colour range of an activation image (a constant one gets a unit range)."""
+    lo, hi = float(np.min(image)), float(np.max(image))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)

@@ -37,6 +37,33 @@ class FakePredictor:
         rng = np.random.default_rng(0)
         self.w_dense = rng.normal(0, 0.05, (100, 4))
 
+    # The predictor interface the pages use (see engine.contract_predictor): hearsight's
+    # own features, so the input's picture is the features themselves.
+    input_kind = "features"
+
+    @property
+    def sample_rate(self):
+        return self.params.sample_rate
+
+    @property
+    def n_samples(self):
+        return self.params.n_samples
+
+    @property
+    def picture_params(self):
+        return self.params
+
+    def picture_frequencies(self):
+        return np.arange(self.params.n_freq) * self.params.sample_rate / self.params.n_fft
+
+    def picture(self, x):
+        return np.asarray(x, np.float32)
+
+    def sonify_map(self, fmap, *, n_iter, seed):
+        from serve.analysis import sonify
+
+        return sonify(fmap, self.params, seed=seed)
+
     def features(self, waves):
         return features_batch(np.atleast_2d(waves), self.params)
 
@@ -205,7 +232,7 @@ def test_new_clip_reapplies_chain_and_maps_follow(page):
     page.session.set_clip(Clip("other", new, 8000, "synth"))
     np.testing.assert_array_equal(page.original.wave, new)
     np.testing.assert_allclose(page.edited.wave, new[::-1], atol=1e-6)
-    assert page.layer_select.options == ["conv1"] and page.layer_select.value == "conv1"
+    assert page.layer_select.options == ["conv1", "dense1"] and page.layer_select.value == "conv1"
     assert page.channel_select.options == [0, 1, 2]
     page.channel_select.value = 2
     assert "filter 2" in page.diff_view.objects[0].object.title.text
