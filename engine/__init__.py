@@ -12,7 +12,7 @@ _EXPORTS = {
     "Forward": "forward",
     "make_forward": "forward",
     "Predictor": "predictor",
-    "prediction_record": "predictor",
+    "prediction_record": "predictions",
     "griffin_lim": "inversion",
     "griffin_lim_batch": "inversion",
     "spectrogram_to_audio": "inversion",

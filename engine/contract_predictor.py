@@ -270,7 +270,7 @@ class ContractPredictor:
         return probs
 
     def predict_files(self, paths: list[str]) -> list[dict]:
-        from engine.predictor import predict_files
+        from engine.predictions import predict_files
 
         return predict_files(self, paths)
 

@@ -107,6 +107,8 @@ class Predictor:
 
     def predict_files(self, paths: list[str]) -> list[dict]:
         """One record per file: probabilities of every class, or the reason it failed."""
+        from engine.predictions import predict_files
+
         return predict_files(self, paths)
 
     # -- the questions every predictor answers (see engine.contract_predictor) ----------
@@ -191,22 +193,6 @@ def load_predictor(spec, *, trusted_arch: str | None = None):
     return Predictor.load(spec, trusted_arch=trusted_arch)
 
 
-def predict_files(predictor, paths: list[str]) -> list[dict]:
-    """One record per file: probabilities of every class, or the reason it failed."""
-    from data.audio import AudioError, prepare_wave
-
-    out = []
-    for path in paths:
-        try:
-            wave = prepare_wave(path, predictor.params, name=Path(path).name)
-        except AudioError as exc:
-            out.append({"file": str(path), "error": str(exc)})
-            continue
-        probs = predictor.predict_waves(wave[None])[0]
-        out.append(prediction_record(str(path), probs, predictor.labels))
-    return out
-
-
 def make_acts_fn(graphdef, state):
     """A pure forward over a split nnx model returning logits and every sown intermediate."""
     from flax import nnx
@@ -220,13 +206,6 @@ def make_acts_fn(graphdef, state):
             return call_with_intermediates(nnx.merge(graphdef, state), x)
 
     return acts_fn
-
-
-def prediction_record(name: str, probs: np.ndarray, labels: list[str]) -> dict:
-    """JSON-friendly prediction: top class, its probability, every class's probability."""
-    order = np.argsort(-probs)
-    return {"file": name, "top": labels[int(order[0])], "probability": float(probs[order[0]]),
-            "probs": {labels[i]: float(probs[i]) for i in order}}
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
