@@ -94,11 +94,13 @@ def input_grid(predictor, spec) -> tuple[tuple[int, int], float]:
       ValueError: the model takes a waveform (or any input that is not 2-D): deletion and
         insertion move ``BINSxFRAMES`` patches of a time-frequency input.
     """
+    # Both predictors answer input_shape / floor (a foreign model's params are only how its
+    # waves are prepared); a bare one that carries FeatureParams alone falls back to them.
     shape = tuple(getattr(predictor, "input_shape", predictor.params.shape))
     if getattr(predictor, "input_kind", "features") != "features" or len(shape) != 2:
         raise ValueError(f"the faithfulness experiment deletes and inserts bins x frames patches "
-                         f"of a (frequency, time) model input, but {spec} takes "
-                         f"{getattr(predictor, 'input_kind', 'an input')} of shape {shape}; "
+                         f"of a (frequency, time) model input, but {spec} takes a "
+                         f"{getattr(predictor, 'input_kind', 'features')} input of shape {shape}; "
                          "explain it on the Explain page of 'hearsight serve --model ...' instead")
     return shape, float(getattr(predictor, "floor", predictor.params.floor))
 
