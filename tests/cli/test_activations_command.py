@@ -49,7 +49,7 @@ def test_activations_command_with_fake_model(tmp_path, monkeypatch):
                  "--out", str(out), "--batch-size", "2"]) == 0
     store = open_activation_store(out)
     assert store.layers == ("conv1",) and store.info("conv1") == {
-        "name": "conv1", "dim": 2, "rows": 5 * 38}
+        "name": "conv1", "dim": 2, "rows": 5 * 38, "parts": 1}
     meta = store.meta()
     assert meta.frame.tolist() == list(range(38)) * 5
     assert meta.prediction.tolist() == ["b"] * 190 and meta.correct.sum() == 2 * 38
