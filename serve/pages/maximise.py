@@ -1,9 +1,16 @@
 """Maximise: activation maximisation for a class, a unit or a channel, live.
 
 Gradient ascent runs in a worker thread (:mod:`serve.jobs`); after every step the page shows
-the objective curve (a streamed ``ColumnDataSource``), the best start's spectrogram and its
-class probabilities. At the end the best input is playable (Griffin-Lim), judged by the own
-and, when loaded, a separately trained classifier, and downloadable as WAV and NPZ.
+the objective curve (a streamed ``ColumnDataSource``), the best start's picture and its
+class probabilities. At the end the best input is playable, judged by the own and, when
+loaded, a separately trained classifier, and downloadable as WAV and NPZ.
+
+The ascent runs in the model's own input space (:mod:`serve.pages.input_space`): a waveform
+model's wave in ``[-1, 1]`` (pictured by its display STFT, heard as it is), hearsight's
+features in ``[floor, 0]`` or another model's features in ``[floor, ceiling]`` (heard by
+Griffin-Lim). Targets are a class's probability or logit, a unit of any layer, or a channel
+averaged over the rest of its layer (frequency and time, or time). The decoder prior is
+offered only for hearsight's own features, and only when one is loaded.
 
 Helpers (a page config → objective, starts and maximiser; class probabilities; NPZ bytes;
 figure updates) live in :mod:`serve.pages.maximise_parts` and are re-exported here.
@@ -19,14 +26,15 @@ import io
 import threading
 from functools import partial
 
-import jax
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource
 
 from engine.ablation import class_probs
 from serve.jobs import JobError, one_walk, session_runner
-from serve.pages.maximise_parts import PRIOR_HINT, layer_shapes, npz_bytes, setup_run
+from serve.pages.input_space import hear, input_space, picture_figure, picture_of, same_input
+from serve.pages.maximise_parts import (CLASS_SCORES, PRIOR_HINT, layer_shapes, npz_bytes,
+                                        setup_run)
 from serve.text import esc, live_text
 
 MODES = {"noise-to-class": "noise", "class-to-class (current clip)": "clip"}
@@ -39,11 +47,14 @@ class MaximisePage:
         self.session, self.params = session, session.params
         shared = session.shared
         self.predictor = session.predictor
+        self.space = input_space(self.predictor)
         self.labels = list(self.predictor.labels)
-        self.prior = getattr(shared, "prior", None)
-        self.separate = getattr(shared, "separate", None)
+        # A decoder prior decodes to hearsight's features; no other input has one.
+        self.prior = getattr(shared, "prior", None) if self.space.own_features else None
+        separate = getattr(shared, "separate", None)
+        self.separate = separate if same_input(self.space, separate) else None
         self.runner = session_runner(session)
-        self.layers = layer_shapes(self.predictor.acts_fn, self.params.shape)
+        self.layers = layer_shapes(self.predictor.acts_fn, self.space.shape)
         self.job, self.result, self.step_hooks = None, None, []
         self._latest, self._shown, self._show_lock = None, 0, threading.Lock()
         self._push_pending = False  # a _show_latest is queued on the event loop
@@ -58,14 +69,21 @@ class MaximisePage:
                                        value="class", css_classes=["hs-actmax-kind"])
         self.cls = w.Select(name="Class", options={n: i for i, n in enumerate(self.labels)},
                             css_classes=["hs-actmax-class"])
+        self.score = w.RadioButtonGroup(name="Class score", options=list(CLASS_SCORES),
+                                        value="probability", css_classes=["hs-actmax-score"])
         self.layer = w.Select(name="Layer", options=list(self.layers), visible=False)
         self.index = w.TextInput(name="Index (unit: one per axis, e.g. 2,5,1)", value="0",
                                  visible=False)
+        self.layer_note = pn.pane.Markdown("", visible=False, css_classes=["hs-actmax-layer-note"])
         self.mode = w.RadioButtonGroup(name="Mode", options=list(MODES), value="noise-to-class")
+        # The prior is offered for hearsight's own features only (greyed out with the way to
+        # train one when none is loaded); another model's input has none to offer.
+        own = self.space.own_features
         self.use_prior = w.Checkbox(name="Decoder prior (latent space)", value=False,
-                                    disabled=self.prior is None, css_classes=["hs-actmax-prior"])
+                                    disabled=self.prior is None, visible=own,
+                                    css_classes=["hs-actmax-prior"])
         self.prior_note = pn.pane.Markdown(PRIOR_HINT if self.prior is None else "",
-                                           visible=self.prior is None)
+                                           visible=own and self.prior is None)
         self.steps = w.IntInput(name="Steps", value=20, start=1, end=2000)
         self.lr = w.FloatInput(name="Learning rate", value=0.01, start=1e-5, end=10.0, step=0.01)
         self.starts = w.IntInput(name="Starts", value=8, start=1, end=1024)
@@ -76,14 +94,32 @@ class MaximisePage:
         self.run_button = w.Button(name="Run", button_type="primary", css_classes=["hs-actmax-run"])
         self.stop_button = w.Button(name="Stop", disabled=True, css_classes=["hs-actmax-stop"])
         self.kind.param.watch(self._on_kind, "value")
+        self.layer.param.watch(lambda e: self._show_layer_note(), "value")
         self.use_prior.param.watch(lambda e: setattr(self.lr, "value", 0.1 if e.new else 0.01),
                                    "value")
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: self.stop())
 
     def _on_kind(self, event) -> None:
-        self.cls.visible = event.new == "class"
+        self.cls.visible = self.score.visible = event.new == "class"
         self.layer.visible = self.index.visible = event.new != "class"
+        self._show_layer_note()
+
+    def _show_layer_note(self) -> None:
+        """What an index means for the chosen layer: its kind, shape and what a channel is."""
+        name = self.layer.value
+        if self.kind.value == "class" or name not in self.layers:
+            self.layer_note.visible = False
+            return
+        shape = self.layers[name]
+        kind_of = getattr(self.predictor, "layer_kind", None)
+        kind = (kind_of(name) if kind_of is not None and name in self.predictor.layer_names
+                else {3: "freq_time", 2: "time", 1: "vector"}.get(len(shape), "other"))
+        over = {"freq_time": "frequency and time", "time": "time", "sequence": "time"}.get(kind)
+        what = (f"channel: one index below {shape[-1]} (mean over {over}); " if over else "")
+        self.layer_note.object = (f"`{name}`: {kind} {' × '.join(map(str, shape))} · {what}"
+                                  f"unit: {len(shape)} index(es)")
+        self.layer_note.visible = True
 
     def _build_views(self) -> None:
         from viz.figstyle import BLUE, ORANGE, new_figure
@@ -100,7 +136,7 @@ class MaximisePage:
         # The step's figures are built with the page, hidden until the first step: built at
         # that step, they cost a walk of the whole document (5 % of the server's time with 12
         # sessions) and delayed the first step's picture.
-        self._figs = self._step_figures(np.full(self.params.shape, self.params.floor, np.float32),
+        self._figs = self._step_figures(self._silent_picture(),
                                         np.full(len(self.labels), 1.0 / len(self.labels)),
                                         "Best start after step 0")
         self.spec = pn.Column(pn.pane.Bokeh(self._figs[0]), sizing_mode="stretch_width",
@@ -108,7 +144,7 @@ class MaximisePage:
         self.probs = pn.Column(pn.pane.Bokeh(self._figs[1]), sizing_mode="stretch_width",
                                css_classes=["hs-actmax-probs"], visible=False)
         self.verdict = live_text("", css_class="hs-actmax-verdict")
-        self.audio = pn.pane.Audio(None, sample_rate=self.params.sample_rate, visible=False,
+        self.audio = pn.pane.Audio(None, sample_rate=self.space.sample_rate, visible=False,
                                    css_classes=["hs-actmax-audio"])
         self.wav_download = pn.widgets.FileDownload(
             callback=lambda: io.BytesIO(self.wav_bytes()), filename="maximised.wav",
@@ -120,7 +156,8 @@ class MaximisePage:
     # -- configuration -----------------------------------------------------------------
     def config(self) -> dict:
         """The widgets' values as a JSON-friendly dict."""
-        return dict(kind=self.kind.value, cls=int(self.cls.value or 0), layer=self.layer.value,
+        return dict(kind=self.kind.value, cls=int(self.cls.value or 0), score=self.score.value,
+                    layer=self.layer.value,
                     index=self.index.value, mode=MODES[self.mode.value],
                     prior=bool(self.use_prior.value), steps=int(self.steps.value),
                     lr=float(self.lr.value), starts=int(self.starts.value),
@@ -136,12 +173,13 @@ class MaximisePage:
                 raise JobError(f"a {self.runner.active[0].name} is still running (the limit is "
                                f"{self.runner.max_jobs}); press Stop first")
             init, step, x0, key, target = setup_run(
-                cfg, predictor=self.predictor, params=self.params, prior=self.prior,
-                layers=self.layers, session=self.session)
+                cfg, predictor=self.predictor, prior=self.prior, layers=self.layers,
+                session=self.session)
         except (ValueError, JobError) as exc:
             self.session.error(f"Maximisation not started: {exc}")
             return None
-        self.result = dict(cfg=cfg, target=-1 if target is None else target, history=[], x=None)
+        self.result = dict(cfg=cfg, target=-1 if target is None else target, history=[], x=None,
+                           picture=None)
         self._latest, self._shown, self._push_pending = None, 0, False
         # Bokeh models (unlike Panel widgets) may only change on the document's event loop;
         # this callback runs in Panel's thread pool, so the reset is pushed there.
@@ -173,12 +211,14 @@ class MaximisePage:
             values = np.asarray(metrics["objective"])
             best = int(np.argmax(values))
             x_best = np.asarray(metrics["x"][best])
+            # The picture here, in the worker: a waveform's STFT must not hold up the page.
+            picture = picture_of(self.predictor, x_best)
             # The step's own forward pass gave every class's probability: classifying the
             # best start again when drawing would block the event loop on a forward pass.
             probs = np.asarray(metrics["probs"][best])
             self.result["history"].append(values)
-            self.result["x"] = x_best
-            self._latest = (i + 1, n, x_best, probs, job.waited_s)
+            self.result["x"], self.result["picture"] = x_best, picture
+            self._latest = (i + 1, n, picture, probs, job.waited_s)
             # One draw queued at a time: when steps outpace the page (a busy server), the
             # queued draw shows the newest step and the ones in between are skipped.
             if not self._push_pending:
@@ -194,16 +234,17 @@ class MaximisePage:
             self._push_pending = False  # before reading: a newer step queues another draw
             if self._latest is None or self._latest[0] <= self._shown:
                 return
-            k, n, x_best, probs, waited = self._latest
+            k, n, picture, probs, waited = self._latest
             done, self._shown = self._shown, k
             rows = self.result["history"][done:k]
             self.curve_source.stream({"step": list(range(done + 1, k + 1)),
                                       "best": [float(v.max()) for v in rows],
                                       "mean": [float(v.mean()) for v in rows]})
-            self._show_step(k, n, x_best, probs, first_new=done + 1, waited=waited)
+            self._show_step(k, n, picture, probs, first_new=done + 1, waited=waited)
 
-    def _show_step(self, k: int, n: int, x_best, probs, *, first_new: int,
+    def _show_step(self, k: int, n: int, picture, probs, *, first_new: int,
                    waited: float = 0.0) -> None:
+        """Show step ``k`` of ``n``: the best start's ``picture`` (freq, time) and ``probs``."""
         from viz.refresh import refresh_image, refresh_probability_bars
 
         # On a busy server steps wait for other people's clicks (serve/priority.py): say so,
@@ -214,10 +255,10 @@ class MaximisePage:
         spec_title = f"Best start after step {k}"
         # After the first step only the figures' data change: building two new figures per
         # step (and copying their data over) was a sixth of the server's time in a run.
-        if not (refresh_image(self._figs[0], x_best, title=spec_title)
+        if not (refresh_image(self._figs[0], picture, title=spec_title)
                 and refresh_probability_bars(self._figs[1], probs, self.labels, top=top,
                                              title="Best start's classes")):
-            self._figs = self._step_figures(x_best, probs, spec_title)
+            self._figs = self._step_figures(picture, probs, spec_title)
             with one_walk():
                 self.spec.objects = [pn.pane.Bokeh(self._figs[0])]
                 self.probs.objects = [pn.pane.Bokeh(self._figs[1])]
@@ -226,14 +267,19 @@ class MaximisePage:
             for hook in list(self.step_hooks):
                 hook(j, n)
 
-    def _step_figures(self, x, probs, title: str):
-        """``(spectrogram, class bars)`` of a step's best start."""
-        from viz.plots import probability_bars, spectrogram_plot
+    def _silent_picture(self) -> np.ndarray:
+        """The picture of silence (the figures' content before the first step)."""
+        baseline = getattr(self.predictor, "baseline_input", None)
+        if baseline is None:
+            return np.full(self.params.shape, self.params.floor, np.float32)
+        return picture_of(self.predictor, baseline())
 
-        p = self.params
-        return (spectrogram_plot(x, sample_rate=p.sample_rate if p.kind == "stft" else None,
-                                 hop_length=p.hop_length, title=title, value_range=(p.floor, 0.0),
-                                 height=240, value_label="log10"),
+    def _step_figures(self, picture, probs, title: str):
+        """``(picture, class bars)`` of a step's best start (``picture``: freq, time)."""
+        from viz.plots import probability_bars
+
+        label = "log10" if self.space.own_features or self.space.kind == "waveform" else "value"
+        return (picture_figure(self.space, picture, title=title, height=240, value_label=label),
                 probability_bars(probs, self.labels, top=min(10, len(self.labels)),
                                  title="Best start's classes"))
 
@@ -241,10 +287,8 @@ class MaximisePage:
         if self.result["x"] is None:
             self.runner.push(lambda: self._set_running(False))
             return
-        from engine.inversion import spectrogram_to_audio
-
         x = self.result["x"]
-        wave = np.asarray(spectrogram_to_audio(x, self.params, key=jax.random.PRNGKey(0)))
+        wave = hear(self.predictor, x, seed=0)
         own = class_probs(self.predictor.acts_fn, x)
         sep = None if self.separate is None else class_probs(self.separate.acts_fn, x)
         self.result.update(wave=wave, own=own, separate=sep, status=job.status)
@@ -270,14 +314,16 @@ class MaximisePage:
     def wav_bytes(self) -> bytes:
         from data.audio import to_wav_bytes
 
-        return to_wav_bytes(self.result["wave"], self.params.sample_rate)
+        return to_wav_bytes(self.result["wave"], self.space.sample_rate)
 
     def npz_bytes(self) -> bytes:
         r = self.result
-        return npz_bytes(r["x"], np.stack(r["history"]), r["target"], r["cfg"])
+        picture = None if self.space.own_features else r["picture"]
+        return npz_bytes(r["x"], np.stack(r["history"]), r["target"], r["cfg"], picture=picture)
 
     def view(self):
-        controls = pn.Column(self.kind, self.cls, self.layer, self.index, self.mode,
+        controls = pn.Column(self.kind, self.cls, self.score, self.layer, self.index,
+                             self.layer_note, self.mode,
                              self.use_prior, self.prior_note, self.steps, self.lr, self.starts,
                              self.l2, self.tv, self.jitter, self.seed,
                              pn.Row(self.run_button, self.stop_button), width=320)

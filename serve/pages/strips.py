@@ -1,10 +1,17 @@
 """Strips: an adversarial strip from the current clip toward a target class, built live.
 
 Frames come from :func:`engine.strips.strip_frames` (a lazy generator) in a worker thread;
-each frame's card — spectrogram, difference to the original in a diverging palette, target
-probability, a Listen button — is appended as soon as it is computed, and the probability chart
-extends with it. When the strip is complete a Player animates it frame by frame, and it can be
-exported as a PNG (colour-mapped arrays drawn with PIL) and a ZIP of one WAV per frame.
+each frame's card — the input's picture, the difference of pictures to the original in a
+diverging palette, target probability, a Listen button — is appended as soon as it is
+computed, and the probability chart extends with it. When the strip is complete a Player
+animates it frame by frame, and it can be exported as a PNG (colour-mapped arrays drawn with
+PIL) and a ZIP of one WAV per frame.
+
+The strip moves the model's own input (:mod:`serve.pages.input_space`): a waveform model's
+wave (an L∞ budget in sample amplitude, kept in ``[-1, 1]``; pictured by its display STFT,
+heard as it is) or a model's features (a budget in their units, kept in their box; heard by
+Griffin-Lim). For features the difference of pictures is the difference of inputs, inside the
+budget; for a waveform it is what the change does to the spectrogram.
 
 References:
   Deepling: adversarial strips of gradually modified inputs.
@@ -18,13 +25,13 @@ import threading
 import zipfile
 from functools import partial
 
-import jax
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource
 
 from engine.strips import strip_frames
 from serve.jobs import JobError, session_runner
+from serve.pages.input_space import hear, input_space, picture_figure, picture_of
 
 CLIP_NOTE = "### Bring a clip in from the sidebar (or the Inspect page) to build a strip from it."
 
@@ -37,8 +44,8 @@ def colourise(values: np.ndarray, palette: list[str], low: float, high: float) -
 
 
 def strip_png(xs: list[np.ndarray], diffs: list[np.ndarray], *, floor: float, limit: float,
-              scale: int = 2, gap: int = 4) -> bytes:
-    """A PNG of a strip: frames left to right, spectrograms (Inferno over ``[floor, 0]``) on
+              high: float = 0.0, scale: int = 2, gap: int = 4) -> bytes:
+    """A PNG of a strip: frames left to right, pictures (Inferno over ``[floor, high]``) on
     top, differences (coolwarm over ``[-limit, limit]``) below; each bin ``scale`` pixels."""
     from PIL import Image
 
@@ -47,7 +54,7 @@ def strip_png(xs: list[np.ndarray], diffs: list[np.ndarray], *, floor: float, li
     if not xs or len(xs) != len(diffs):
         raise ValueError(f"need as many differences as frames (>= 1), got {len(xs)}, {len(diffs)}")
     hot, cool = resolve_palette("Inferno256"), resolve_palette("coolwarm")
-    cols = [np.concatenate([colourise(x, hot, floor, 0.0),
+    cols = [np.concatenate([colourise(x, hot, floor, high),
                             np.full((gap, x.shape[1], 3), 255, np.uint8),
                             colourise(d, cool, -limit, limit)]) for x, d in zip(xs, diffs)]
     sep = np.full((cols[0].shape[0], gap, 3), 255, np.uint8)
@@ -75,9 +82,11 @@ class StripsPage:
     def __init__(self, session):
         self.session, self.params = session, session.params
         self.predictor = session.predictor
+        self.space = input_space(self.predictor)
         self.labels = list(self.predictor.labels)
         self.runner = session_runner(session)
         self.frames, self.frame_hooks, self.job = [], [], None
+        self.pictures: list[np.ndarray] = []  # (freq, time) picture of every frame's input
         self._n_cards, self._cards_lock = 0, threading.Lock()
         self.original, self.budget_used = None, 1.0
         self._audio: dict[int, np.ndarray] = {}
@@ -91,10 +100,12 @@ class StripsPage:
                                css_classes=["hs-strip-target"])
         self.n_frames = w.IntInput(name="Frames (K)", value=8, start=1, end=64)
         self.steps_per_frame = w.IntInput(name="Steps per frame", value=5, start=1, end=200)
-        # 0.3: the target class takes over around the strip's middle (median frame 4 of 8 on
-        # the default synth model, 2 on d-DeVIS/FSDD); at 1.0 it did by frame 1-2, so the
-        # strip showed little but the flip.
-        self.budget = w.FloatInput(name="Budget (L∞, log10 units)", value=0.3, start=1e-3, end=10.0)
+        # 0.3 log10 units: the target class takes over around the strip's middle (median frame
+        # 4 of 8 on the default synth model, 2 on d-DeVIS/FSDD); at 1.0 it did by frame 1-2,
+        # so the strip showed little but the flip. Other inputs: see serve.pages.input_space.
+        space = self.space
+        self.budget = w.FloatInput(name=f"Budget (L∞, {space.budget_unit})", value=space.budget,
+                                   start=1e-4 if space.kind == "waveform" else 1e-3, end=10.0)
         self.build_button = w.Button(name="Build", button_type="primary",
                                      css_classes=["hs-strip-build"])
         self.stop_button = w.Button(name="Stop", disabled=True, css_classes=["hs-strip-stop"])
@@ -135,18 +146,19 @@ class StripsPage:
     # -- building ----------------------------------------------------------------------
     def build(self):
         """Start building a strip from the widgets' values; returns the Job (None if refused)."""
-        p = self.params
+        box = self.space.box
         try:
             if self.session.clip is None:
                 raise ValueError("bring a clip in first (sidebar)")
             if self.runner.active:
                 raise JobError(f"a {self.runner.active[0].name} is still running; press Stop first")
             a = self.session.analyse(self.session.clip.wave)
-            x0 = np.clip(a.features, p.floor, 0.0)
+            x0 = np.clip(a.features, *box)
             frames = strip_frames(self.predictor.acts_fn, x0, int(self.target.value),
                                   n_frames=int(self.n_frames.value),
                                   steps_per_frame=int(self.steps_per_frame.value),
-                                  budget=float(self.budget.value), clip=(p.floor, 0.0))
+                                  budget=float(self.budget.value), clip=box,
+                                  input_shape=self.space.shape)
         except (ValueError, JobError) as exc:
             self.session.error(f"Strip not built: {exc}")
             return None
@@ -161,7 +173,7 @@ class StripsPage:
         return self.job
 
     def _reset(self, original: int, budget: float) -> None:
-        self.frames, self._audio, self._n_cards = [], {}, 0
+        self.frames, self.pictures, self._audio, self._n_cards = [], [], {}, 0
         self.original, self.budget_used = original, budget
         self.cards.objects, self.player_view.objects = [], []
         # A Bokeh model changes only on the event loop (build() runs in Panel's thread pool).
@@ -172,6 +184,8 @@ class StripsPage:
 
     def _frames_job(self, frames, job):
         for frame in frames:
+            # Pictures here, in the worker: a waveform's STFT must not hold up the page.
+            self.pictures.append(picture_of(self.predictor, frame.x))
             self.frames.append(frame)
             self.runner.push(self._add_cards)
             yield
@@ -191,22 +205,22 @@ class StripsPage:
 
     def _card(self, frame, *, height: int = 170, css: str = "hs-strip-frame"):
         from viz.compare import difference_map_plot
-        from viz.plots import spectrogram_plot
 
-        p, k = self.params, frame.index
-        x0 = frame.x - frame.diff
-        audio = pn.pane.Audio(None, sample_rate=p.sample_rate, visible=False)
+        k = frame.index
+        picture, first = self.pictures[k], self.pictures[0]
+        audio = pn.pane.Audio(None, sample_rate=self.space.sample_rate, visible=False)
         listen = pn.widgets.Button(name="Listen", css_classes=["hs-strip-listen"])
         listen.on_click(lambda _: self._listen(k, audio))
-        figs = [spectrogram_plot(frame.x, sample_rate=None, title=f"x{k}",
-                                 value_range=(p.floor, 0.0), height=height),
-                difference_map_plot(x0, frame.x, title=f"x{k} − x0", height=height,
-                                    limit=self.budget_used)]
+        figs = [picture_figure(self.space, picture, title=f"x{k}", height=height,
+                               value_label="value", frame_axis=True),
+                difference_map_plot(first, picture, title=f"x{k} − x0", height=height,
+                                    limit=self._diff_limit())]
         compact = css == "hs-strip-frame"
         for fig in figs if compact else []:  # a narrow card: room for the map, not the tools
             fig.toolbar_location, fig.yaxis.axis_label = None, None
-            for axis in (fig.xaxis, fig.yaxis):
-                axis.ticker.desired_num_ticks = 3
+            for axis in (*fig.xaxis, *fig.yaxis):
+                if hasattr(axis.ticker, "desired_num_ticks"):  # mel rows: fixed Hz ticks
+                    axis.ticker.desired_num_ticks = 3
         return pn.Column(
             pn.pane.Markdown(f"**frame {k}** · p({self.labels[int(self.target.value)]}) = "
                              f"{frame.target_prob:.1%}"),
@@ -229,15 +243,21 @@ class StripsPage:
             self.player_view.objects = [self._card(self.frames[k], height=240,
                                                      css="hs-strip-shown")]
 
+    def _diff_limit(self) -> float:
+        """Colour range of the difference maps: the budget for features (the maps are the
+        input differences), the largest change of the strip's pictures so far for a waveform."""
+        if self.space.kind != "waveform":
+            return self.budget_used
+        peak = max((float(np.max(np.abs(p - self.pictures[0]))) for p in self.pictures),
+                   default=0.0)
+        return peak if peak > 0 else 1.0
+
     # -- audio and export --------------------------------------------------------------
     def frame_audio(self, k: int) -> np.ndarray:
-        """Griffin-Lim audio ``(n_samples,)`` of frame ``k`` (computed once, on demand)."""
-        from engine.inversion import spectrogram_to_audio
-
+        """Audio ``(n_samples,)`` of frame ``k`` (computed once, on demand): the wave itself
+        for a waveform model, Griffin-Lim (phase seeded by ``k``) for features."""
         if k not in self._audio:
-            x = self.frames[k].x
-            self._audio[k] = np.asarray(spectrogram_to_audio(x, self.params,
-                                                             key=jax.random.PRNGKey(k)))
+            self._audio[k] = hear(self.predictor, self.frames[k].x, seed=k)
         return self._audio[k]
 
     def _listen(self, k: int, pane) -> None:
@@ -247,12 +267,13 @@ class StripsPage:
             self.session.error(f"Frame {k} cannot be played: {exc}")
 
     def png_bytes(self) -> bytes:
-        return strip_png([f.x for f in self.frames], [f.diff for f in self.frames],
-                         floor=self.params.floor, limit=self.budget_used)
+        low, high = self.space.picture_range
+        return strip_png(self.pictures, [p - self.pictures[0] for p in self.pictures],
+                         floor=low, high=high, limit=self._diff_limit())
 
     def zip_bytes(self) -> bytes:
         return wav_zip([self.frame_audio(k) for k in range(len(self.frames))],
-                       self.params.sample_rate)
+                       self.space.sample_rate)
 
     def view(self):
         controls = pn.Column(self.target, self.n_frames, self.steps_per_frame, self.budget,
