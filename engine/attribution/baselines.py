@@ -1,5 +1,6 @@
 """Reference inputs ("baselines") of integrated gradients, occlusion and faithfulness curves:
-zeros, silence (every cell at the feature floor) or a Gaussian blur of the input.
+zeros, silence (every cell at the feature floor; 0.0 for a waveform) or a Gaussian blur of
+the input (over frequency and time for features, along samples for a waveform).
 """
 
 from __future__ import annotations
@@ -35,17 +36,43 @@ def gaussian_blur(x: Array, *, sigma: tuple[float, float] = (4.0, 4.0)) -> Array
     return jnp.einsum("fg,...gt,st->...fs", mf, x, mt)
 
 
+def gaussian_blur_samples(x: Array, *, sigma: float = 4.0) -> Array:
+    """Gaussian blur of ``(..., n_samples)`` waveforms along samples; ``sigma`` in samples.
+
+    A Gaussian low-pass: its gain is ``exp(-2 π² (σ / sr)² f²)``, one half at
+    ``f ≈ 0.19 sr / σ`` (750 Hz for σ = 4 samples at 16 kHz). Edges repeat the nearest sample
+    (scipy's ``gaussian_filter1d(mode='nearest', truncate=4)``). A convolution, not the
+    ``(n, n)`` matrix of :func:`gaussian_blur`: a second of audio has 16 000 samples.
+    """
+    if sigma <= 0:
+        return jnp.asarray(x)
+    r = int(4.0 * sigma + 0.5)
+    k = np.arange(-r, r + 1)
+    w = np.exp(-0.5 * (k / sigma) ** 2)
+    w = jnp.asarray(w / w.sum(), jnp.float32)
+    flat = jnp.asarray(x).reshape(-1, x.shape[-1])
+    out = jax.vmap(lambda row: jnp.convolve(jnp.pad(row, r, mode="edge"), w, mode="valid"))(flat)
+    return out.reshape(x.shape)
+
+
 def make_baseline(x: Array, baseline="silence", *, floor: float = -4.0,
                   blur_sigma: tuple[float, float] = (4.0, 4.0)) -> Array:
-    """Reference input ``(batch, freq, time)``: ``"zeros"``, ``"silence"`` (every cell at the
-    feature ``floor``, log10 units), ``"blur"`` (:func:`gaussian_blur` of ``x``) or an array
-    broadcastable to ``x``."""
+    """Reference input of ``x``: ``"zeros"``, ``"silence"`` (every cell at the feature
+    ``floor``, log10 units; pass ``floor=0.0`` for waveforms), ``"blur"`` or an array
+    broadcastable to ``x``.
+
+    ``x`` is ``(batch, freq, time)`` features, blurred by :func:`gaussian_blur` with
+    ``blur_sigma`` (bins, frames), or ``(batch, n_samples)`` waveforms, blurred by
+    :func:`gaussian_blur_samples` with ``blur_sigma[-1]`` samples.
+    """
     if isinstance(baseline, str):
         if baseline == "zeros":
             return jnp.zeros_like(x)
         if baseline == "silence":
             return jnp.full_like(x, floor)
         if baseline == "blur":
+            if x.ndim == 2:
+                return gaussian_blur_samples(x, sigma=float(blur_sigma[-1]))
             return gaussian_blur(x, sigma=blur_sigma)
         raise ValueError(f"baseline must be one of {BASELINES} or an array, got {baseline!r}")
     b = jnp.asarray(baseline, jnp.float32)

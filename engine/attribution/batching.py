@@ -30,12 +30,25 @@ def rows_per_chunk(row_size: int, internal_batch_size: int | None) -> int:
     return max(1, MAX_CHUNK_ELEMENTS // int(row_size))
 
 
-def check_batch(x, target) -> tuple[Array, Array]:
-    """Validate ``x`` ``(batch, freq, time)`` and ``target`` (int, scalar or ``(batch,)``)."""
+def check_batch(x, target, *, waveform: bool | None = None) -> tuple[Array, Array]:
+    """Validate ``x`` and ``target`` (int, scalar or ``(batch,)``).
+
+    ``x`` is ``(batch, freq, time)`` features (``waveform=False``, what the attribution
+    methods take by default), ``(batch, n_samples)`` waveforms (``waveform=True``) or, with
+    ``waveform=None``, any batch of at least one axis per example (analyses that only run the
+    model on ``x``: ablation, faithfulness).
+    """
     x = jnp.asarray(x, jnp.float32)
-    if x.ndim != 3:
-        raise ValueError(f"x must be (batch, freq, time), got shape {x.shape}; "
-                         "add a batch axis with x[None]")
+    if waveform is None:
+        if x.ndim < 2:
+            raise ValueError(f"x must be a batch (batch, ...), got shape {x.shape}; "
+                             "add a batch axis with x[None]")
+    elif x.ndim != (2 if waveform else 3):
+        want = "(batch, n_samples) waveforms" if waveform else "(batch, freq, time)"
+        other = ("pass waveform=False for (batch, freq, time) features" if waveform else
+                 "pass waveform=True for (batch, n_samples) waveforms")
+        raise ValueError(f"x must be {want}, got shape {x.shape}; add a batch axis with "
+                         f"x[None], or {other}")
     t = np.asarray(target)
     if not np.issubdtype(t.dtype, np.integer):
         raise ValueError(f"target must hold integer class indices, got dtype {t.dtype}")

@@ -59,6 +59,25 @@ class FakePredictor:
         self.acts_fn = acts_fn
         self.logits_fn = logits_from_acts(acts_fn)
 
+    # The predictor interface the pages use (see engine.contract_predictor): hearsight's own
+    # features, so the input's picture is the features themselves.
+    input_kind = "features"
+    input_shape = PARAMS.shape
+    floor = PARAMS.floor
+    picture_params = PARAMS
+    sample_rate = PARAMS.sample_rate
+    n_samples = PARAMS.n_samples
+
+    def baseline_input(self):
+        return np.full(PARAMS.shape, PARAMS.floor, np.float32)
+
+    def picture(self, x):
+        return np.asarray(x, np.float32)
+
+    def hear(self, x, *, n_iter=32, seed=0):
+        return np.stack([EP.kept_audio(xi, xi, PARAMS, percent=100, n_iter=n_iter, seed=seed)
+                         for xi in np.asarray(x)])
+
     def features(self, waves):
         return np.repeat(planted_x()[None], np.atleast_2d(waves).shape[0], axis=0)
 
