@@ -871,7 +871,9 @@ def _markdown(families: dict[str, list[dict]], s: dict) -> str:
              "minus before (`/proc/self/statm`, after a garbage collection); *peak +MB* is how "
              "far its peak RSS rose during the case (`VmHWM`, reset before each case through "
              "`/proc/self/clear_refs`; marked **> 100** when over 100 MB; `ru_maxrss` is in "
-             "the JSON too). One-time costs are paid in a warm-up before the cases "
+             "the JSON too). Both are what the process grows by: a case that reuses memory "
+             "an earlier one freed (Python and glibc keep it) shows less than it allocates. "
+             "One-time costs are paid in a warm-up before the cases "
              f"({_warm_text()}).", "", f"**Summary:** {summary_line(s)}.", ""]
     for family, rows in families.items():
         intro, left, right = _HEADS[family]
