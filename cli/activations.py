@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from cli.inputs import MODEL_HELP, layer_list, load_model_arg, open_corpus_args
+from cli.inputs import MODEL_HELP, layer_list, load_model_arg, open_corpus_args, resolve_model
 
 
 def add_parser(sub) -> None:
@@ -20,18 +20,23 @@ def add_parser(sub) -> None:
     a.add_argument("--batch-size", type=int, default=64)
     a.add_argument("--overwrite", action="store_true", help="replace an existing store")
     a.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    a.add_argument("--rows-per-part", type=int, default=None, metavar="N",
+                   help="start a new Parquet part of a layer every N rows (default: one part)")
+    a.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="compute on a Dask cluster: a scheduler address (tcp://host:8786) or "
+                        "local:N for N worker processes here; each worker loads the model once")
     a.add_argument("--arch", default=None, metavar="ENTRY",
                    help="trust this bring-your-own entry point 'package.module:factory' "
                         "(a checkpoint naming one is refused without it)")
 
 
 def run(args):
-    from tqdm import tqdm
-
-    from data.activations import compute_activation_batches, write_activation_store
-
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if getattr(args, "cluster", None):
+        from engine.cluster import local_workers
+
+        local_workers(args.cluster)  # a bad address fails before the model loads
     predictor = load_model_arg(args.model, getattr(args, "arch", None))
     corpus = open_corpus_args(args.corpus)
     unknown = sorted(set(corpus.labels) - set(predictor.labels))
@@ -43,9 +48,39 @@ def run(args):
         raise ValueError(f"corpus {args.corpus!r} has no items in split {args.split!r}")
     available = tuple(n for n in predictor.layer_names if n not in ("logits", "probs"))
     layers = layer_list(args.layers, available) if available else None
-    batches = compute_activation_batches(
-        items, lambda w: predictor.run(predictor.features(w)), params=predictor.params,
-        labels=predictor.labels, batch_size=args.batch_size, level=args.level, layers=layers)
+    with _batches(args, predictor, items, layers) as batches:
+        return _write(args, predictor, items, layers, available, batches)
+
+
+def _batches(args, predictor, items, layers):
+    """The batches of the store, computed here or (``--cluster``) by a Dask cluster."""
+    import contextlib
+
+    from data.activations import compute_activation_batches
+
+    if not getattr(args, "cluster", None):
+        return contextlib.nullcontext(compute_activation_batches(
+            items, lambda w: predictor.run(predictor.features(w)), params=predictor.params,
+            labels=predictor.labels, batch_size=args.batch_size, level=args.level,
+            layers=layers))
+
+    @contextlib.contextmanager
+    def on_cluster():
+        from engine.cluster import cluster_activation_batches, connect
+
+        with connect(args.cluster) as client:
+            yield cluster_activation_batches(
+                client, str(resolve_model(args.model)), items, batch_size=args.batch_size,
+                level=args.level, layers=layers, trusted_arch=getattr(args, "arch", None))
+
+    return on_cluster()
+
+
+def _write(args, predictor, items, layers, available, batches):
+    from tqdm import tqdm
+
+    from data.activations import write_activation_store
+
     seen = {"clips": 0, "left_out": []}
     bar = tqdm(_checked(batches, layers or available, args.level, seen,
                         named=layers is not None),
@@ -55,7 +90,8 @@ def run(args):
             "split": args.split, "labels": predictor.labels,
             "features": predictor.params.to_dict()}
     out = write_activation_store(args.out, bar, level=args.level, meta=meta,
-                                 overwrite=args.overwrite)
+                                 overwrite=args.overwrite,
+                                 rows_per_part=getattr(args, "rows_per_part", None))
     manifest = json.loads((out / "store.json").read_text())
     if not args.json:
         for layer in manifest["layers"]:
