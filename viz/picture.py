@@ -80,7 +80,8 @@ def picture_plot(picture: np.ndarray, row_hz: np.ndarray, *, duration_s: float,
                      y_range=Range1d(0.0, rows, bounds=(0.0, rows)))
     img = fig.image(image=[s.astype(np.float32)], x=0.0, y=0.0, dw=float(duration_s), dh=rows,
                     color_mapper=mapper)
-    ticks = frequency_ticks(hz)
+    # ticks at least ~1/16 of the axis apart: on a linear STFT axis 125/250/500 Hz would overlap
+    ticks = frequency_ticks(hz, min_gap_rows=max(1.0, len(hz) / 16))
     fig.yaxis.ticker = FixedTicker(ticks=list(ticks))
     fig.yaxis.major_label_overrides = ticks
     row_freq = CustomJSHover(args={"hz": [float(f) for f in hz]}, code=(
