@@ -156,16 +156,7 @@ def foreign_server(chromium_path, tiny_hf, hearsight_home, tmp_path_factory):
 @pytest.fixture
 def foreign_page(browser, foreign_server, tmp_path):
     """:func:`page` on :func:`foreign_server`."""
-    context = browser.new_context(viewport=VIEWPORT)
-    pg = context.new_page()
-    pg.set_default_timeout(UI_TIMEOUT_MS)
-    pg.goto(foreign_server.url, timeout=UI_TIMEOUT_MS)
-    pg.locator(".hs-upload input[type=file]").wait_for(state="attached")
-    try:
-        yield pg
-    finally:
-        pg.screenshot(path=str(tmp_path / "final.png"))
-        context.close()
+    yield from _opened(browser, foreign_server, tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -183,10 +174,14 @@ def browser(chromium_path):
 @pytest.fixture
 def page(browser, server, tmp_path):
     """A fresh browser context at 1280×800 with the app loaded; screenshots on teardown."""
+    yield from _opened(browser, server, tmp_path)
+
+
+def _opened(browser, srv: Server, tmp_path):
     context = browser.new_context(viewport=VIEWPORT)
     pg = context.new_page()
     pg.set_default_timeout(UI_TIMEOUT_MS)
-    pg.goto(server.url, timeout=UI_TIMEOUT_MS)
+    pg.goto(srv.url, timeout=UI_TIMEOUT_MS)
     pg.locator(".hs-upload input[type=file]").wait_for(state="attached")
     try:
         yield pg
