@@ -26,6 +26,13 @@ def add_parser(sub) -> None:
     p.add_argument("--layers", default="all", help="comma-separated layer names or 'all'")
     p.add_argument("--out", required=True, help="output .parquet (a .json sidecar is written too)")
     p.add_argument("--pivots", type=int, default=50, help="PivotMDS pivots")
+    p.add_argument("--pivot-strategy", default="maxmin", choices=["maxmin", "random"],
+                   help="how PivotMDS picks its pivots: max-min (spread out, k passes over the "
+                        "data) or random rows (one pass)")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="PivotMDS and Procrustes on a Dask cluster, reading the store's parts "
+                        "where they lie: a scheduler address (tcp://host:8786) or local:N "
+                        "(N worker processes here); --method pivotmds only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quality-n", type=int, default=2000,
                    help="points sampled for the quality metrics (0: skip them)")
@@ -36,7 +43,6 @@ def run(args):
     import jax
 
     from data.activations_read import open_activation_store
-    from engine.projection import align_layers, layout_of
 
     store = open_activation_store(args.activations)
     layers = layer_list(args.layers, store.layers) or list(store.layers)
@@ -44,18 +50,19 @@ def run(args):
     if len(set(rows.values())) != 1:
         raise ValueError(f"layers have different row counts {rows} (frame-level stores keep "
                          "each layer's own time resolution); pick layers with --layers")
+    if args.cluster and args.method != "pivotmds":
+        raise ValueError(f"--cluster runs PivotMDS only (got --method {args.method})")
     keys = jax.random.split(jax.random.key(args.seed), len(layers))
-    mats, layouts = [], []
-    for name, key in zip(layers, keys):
-        x = store.layer_matrix(name)
-        mats.append(x if args.quality_n > 0 else None)
-        layouts.append(layout_of(x, method=args.method, key=key, pivots=args.pivots))
-    fits = align_layers(layouts)
+    n = next(iter(rows.values()))
+    sample = _quality_rows(n, args.quality_n, args.seed)
+    if args.cluster:
+        aligned, fits, quality = _on_cluster(args, store, layers, keys, sample)
+    else:
+        aligned, fits, quality = _in_memory(args, store, layers, keys, sample)
     df = store.meta(layers[0])
-    for name, fit in zip(layers, fits):
-        aligned = np.asarray(fit.aligned, np.float32)
-        df[f"x_{name}"], df[f"y_{name}"] = aligned[:, 0], aligned[:, 1]
-    sidecar = _sidecar(args, store, layers, fits, mats, len(df))
+    for name, xy in zip(layers, aligned):
+        df[f"x_{name}"], df[f"y_{name}"] = xy[:, 0], xy[:, 1]
+    sidecar = _sidecar(args, store, layers, fits, quality, len(df))
     _write_outputs(Path(args.out), df, sidecar)
     if not args.json:
         for name in layers:
@@ -65,20 +72,78 @@ def run(args):
     return sidecar
 
 
-def _sidecar(args, store, layers, fits, mats, n) -> dict:
+def _quality_rows(n: int, quality_n: int, seed: int) -> np.ndarray | None:
+    """The rows the quality metrics sample (sorted; ``None`` when ``--quality-n 0``)."""
+    if quality_n <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=min(quality_n, n), replace=False))
+
+
+def _qualities(x_rows: list, aligned: list, sample) -> list:
+    """Every layer's quality on the sampled rows of its aligned layout; ``x_rows`` holds only
+    those rows of each layer (``--quality-n`` × dim), so no layer's full matrix is kept."""
     from engine.projection import projection_quality
 
+    if sample is None:
+        return [None] * len(aligned)
+    return [projection_quality(x, y[sample], max_n=len(sample)) for x, y in zip(x_rows, aligned)]
+
+
+def _in_memory(args, store, layers, keys, sample):
+    """One layer's matrix in memory at a time: laid out, sampled for quality, dropped."""
+    from engine.projection import align_layers, layout_of
+
+    layouts, x_rows = [], []
+    for name, key in zip(layers, keys):
+        x = store.layer_matrix(name)
+        layouts.append(layout_of(x, method=args.method, key=key, pivots=args.pivots,
+                                 strategy=args.pivot_strategy))
+        x_rows.append(None if sample is None else x[sample])
+        del x
+    fits = align_layers(layouts)
+    aligned = [np.asarray(f.aligned, np.float32) for f in fits]
+    return aligned, fits, _qualities(x_rows, aligned, sample)
+
+
+def _on_cluster(args, store, layers, keys, sample):
+    """PivotMDS of every layer on the cluster (layout blocks written by the workers beside the
+    output), aligned there from reductions; only the ``(n, 2)`` layouts come back."""
+    import tempfile
+
+    from engine.cluster import connect
+    from engine.projection.distributed import dask_align_layers, dask_pivot_mds
+
+    out_dir = Path(args.out).resolve().parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with connect(args.cluster) as client, \
+            tempfile.TemporaryDirectory(prefix=".project-", dir=out_dir) as scratch:
+        print(f"cluster: {client}")
+        layouts, x_rows = [], []
+        for name, key in zip(layers, keys):
+            x = store.dask_layer(name)
+            layouts.append(dask_pivot_mds(x, k=min(args.pivots, x.shape[0]),
+                                          pivots=args.pivot_strategy, key=key,
+                                          out=Path(scratch) / name))
+            x_rows.append(None if sample is None else np.asarray(x[sample].compute()))
+        fits = dask_align_layers(layouts)
+        aligned = [np.asarray(f.aligned.compute(), np.float32) for f in fits]
+    return aligned, fits, _qualities(x_rows, aligned, sample)
+
+
+def _sidecar(args, store, layers, fits, quality, n) -> dict:
     per_layer = {}
-    for name, fit, x in zip(layers, fits, mats):
+    for name, fit, q in zip(layers, fits, quality):
         entry = {"reflected": bool(fit.reflected), "residual": float(fit.residual),
                  "scale": float(fit.scale), "dim": store.info(name)["dim"]}
-        if x is not None:
-            entry["quality"] = projection_quality(x, np.asarray(fit.aligned),
-                                                  max_n=args.quality_n, seed=args.seed)
+        if q is not None:
+            entry["quality"] = q
         per_layer[name] = entry
     return {"activations": str(args.activations), "method": args.method, "level": store.level,
             "layers": layers, "n": n, "seed": args.seed, "per_layer": per_layer,
-            "store_meta": store.manifest.get("meta", {})}
+            "pivots": args.pivots if args.method == "pivotmds" else None,
+            "pivot_strategy": args.pivot_strategy if args.method == "pivotmds" else None,
+            "cluster": args.cluster, "store_meta": store.manifest.get("meta", {})}
 
 
 def _write_outputs(out: Path, df, sidecar: dict) -> None:

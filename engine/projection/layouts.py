@@ -74,18 +74,20 @@ def project(x, *, method: Method = "pivotmds", key: jax.Array | None = None,
     return fn(x, cfg=cfg, key=key)
 
 
-def layout_of(x: np.ndarray, *, method: str, key: jax.Array, pivots: int) -> np.ndarray:
+def layout_of(x: np.ndarray, *, method: str, key: jax.Array, pivots: int,
+              strategy: str = "maxmin") -> np.ndarray:
     """``(n, 2)`` float32 layout of ``(n, d)`` activations with the named method.
 
     ``method`` is one of :func:`project`'s methods or ``"ae"``: the autoencoder projection,
     fitted on ``x`` itself and applied to it as a fixed map (the activation store holds one
     split; ``hearsight experiment projections`` fits on train frames and applies to test).
-    PivotMDS uses ``min(pivots, n)`` pivots. A missing optional peer (umap-learn, openTSNE)
+    PivotMDS uses ``min(pivots, n)`` pivots chosen by ``strategy`` (``"maxmin"`` or
+    ``"random"``). A missing optional peer (umap-learn, openTSNE)
     raises ``ValueError`` with the install hint.
     """
     if method == "ae":
         return np.asarray(project_ae(x, x, key=key, dims=2), np.float32)
-    kw = {"k": min(pivots, x.shape[0])} if method == "pivotmds" else {}
+    kw = {"k": min(pivots, x.shape[0]), "pivots": strategy} if method == "pivotmds" else {}
     try:
         return np.asarray(project(x, method=method, key=key, dims=2, **kw), np.float32)
     except ImportError as exc:  # optional peers (umap-learn, openTSNE) missing

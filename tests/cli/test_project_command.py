@@ -79,3 +79,67 @@ def test_project_reports_bad_requests(tmp_path, capsys):
     (store / "store.json").unlink()
     assert main(["project", "--activations", str(store), "--out", out]) == 2
     assert "incomplete" in capsys.readouterr().err
+
+
+def test_project_keeps_one_layer_matrix_at_a_time(tmp_path, monkeypatch):
+    """The quality metrics used to keep every layer's full matrix until the end (18 GB for six
+    layers of 605k frames); now only the sampled rows of each layer outlive its layout."""
+    import gc
+    import weakref
+
+    from data.activations_read import ActivationStore
+
+    store = _store(tmp_path / "store", n=80)
+    live, seen = [], []
+    original = ActivationStore.layer_matrix
+
+    def tracked(self, name):
+        gc.collect()
+        live.append(sum(r() is not None for r in seen))  # earlier layers' matrices still alive
+        x = original(self, name)
+        seen.append(weakref.ref(x))
+        return x
+
+    monkeypatch.setattr(ActivationStore, "layer_matrix", tracked)
+    out = tmp_path / "p.parquet"
+    assert main(["project", "--activations", str(store), "--out", str(out), "--quality-n", "40",
+                 "--pivots", "10"]) == 0
+    assert live == [0, 0]
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["per_layer"]["dense1"]["quality"]["n"] == 40
+    assert (side["pivots"], side["pivot_strategy"]) == (10, "maxmin")
+
+
+@pytest.mark.parametrize("strategy", ["random", "maxmin"])
+def test_project_on_a_cluster_equals_project_here(tmp_path, strategy):
+    pytest.importorskip("distributed")
+    rng = np.random.default_rng(3)
+    n = 90
+    z = rng.standard_normal((n, 6)).astype(np.float32) * np.float32([4, 2, 1, 1, 0.5, 0.2])
+    batches = [BatchActs(item_id=[f"i{j}" for j in range(s, s + 30)],
+                         label=["yes"] * 30, speaker=["s"] * 30, prediction=["yes"] * 30,
+                         correct=np.ones(30, bool), confidence=np.full(30, 0.9, np.float32),
+                         acts={"a": z[s:s + 30], "b": (z[s:s + 30] @ rng.standard_normal((6, 4))
+                                                       ).astype(np.float32)})
+               for s in (0, 30, 60)]
+    root = write_activation_store(tmp_path / "store", batches, level="utterance", meta={},
+                                  rows_per_part=20)
+    common = ["project", "--activations", str(root), "--pivots", "12", "--pivot-strategy",
+              strategy, "--quality-n", "50"]
+    assert main([*common, "--out", str(tmp_path / "here.parquet")]) == 0
+    assert main([*common, "--out", str(tmp_path / "there.parquet"), "--cluster", "local:2"]) == 0
+    here, there = (pd.read_parquet(tmp_path / f) for f in ("here.parquet", "there.parquet"))
+    for col in ("x_a", "y_a", "x_b", "y_b"):
+        np.testing.assert_allclose(there[col], here[col], atol=1e-4 * np.ptp(here[col]))
+    sides = [json.loads((tmp_path / f).read_text()) for f in ("here.json", "there.json")]
+    assert sides[1]["cluster"] == "local:2" and sides[0]["cluster"] is None
+    for q_here, q_there in zip(*(s["per_layer"]["b"]["quality"].values() for s in sides)):
+        assert q_there == pytest.approx(q_here, abs=1e-4)
+    assert not list(tmp_path.glob(".project-*"))  # the workers' layout blocks are cleaned up
+
+
+def test_project_cluster_refuses_other_methods(tmp_path, capsys):
+    store = _store(tmp_path / "store")
+    assert main(["project", "--activations", str(store), "--method", "pca", "--cluster",
+                 "local:1", "--out", str(tmp_path / "p.parquet")]) == 2
+    assert "PivotMDS only" in capsys.readouterr().err
