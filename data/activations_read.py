@@ -108,10 +108,16 @@ class ActivationStore:
     def layer_matrix(self, name: str, *, rows=None) -> np.ndarray:
         """Activations of ``name`` as ``(n, d)`` float32 (``rows``: indices or a bool mask)."""
         info = self.info(name)
-        if rows is None:
-            chunks = [c for p in self.parts(name)
-                      for c in pq.read_table(p, columns=[ACTS]).column(ACTS).chunks]
-            return _chunks_to_numpy(chunks, info["rows"], info["dim"])
+        if rows is None:  # filled block by block: the Parquet side never holds the whole layer
+            out = np.empty((info["rows"], info["dim"]), np.float32)
+            start = 0
+            for block in self.iter_layer(name):
+                out[start:start + len(block)] = block
+                start += len(block)
+            if start != info["rows"]:
+                raise ValueError(f"{self.path}: layer {name!r} has {start} rows, its manifest "
+                                 f"says {info['rows']}; write the store again")
+            return out
         idx = np.arange(info["rows"])[rows] if np.asarray(rows).dtype == bool else np.asarray(rows)
         if idx.size and (idx.min() < 0 or idx.max() >= info["rows"]):
             raise ValueError(f"rows must lie in [0, {info['rows']}), got {idx.min()}..{idx.max()}")
