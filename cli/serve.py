@@ -24,7 +24,9 @@ def add_parser(sub) -> None:
                         "the number of CPU cores is useful)")
     s.add_argument("--address", default="127.0.0.1",
                    help="bind address (default loopback; another needs --allow-websocket-origin)")
-    s.add_argument("--allow-websocket-origin", action="append", default=[])
+    s.add_argument("--allow-websocket-origin", action="append", default=[], metavar="HOST:PORT",
+                   help="a browser origin allowed to open the app's websocket (repeat for "
+                        "several); needed with an --address beyond loopback")
     s.add_argument("--auth-file", default=None, metavar="PATH",
                    help="require a login: PATH holds one password, or a JSON object of "
                         "user: password (or set HEARSIGHT_AUTH); failed logins per address "
@@ -46,8 +48,8 @@ def add_parser(sub) -> None:
     s.add_argument("--prior", default=None, help="spectrogram_ae checkpoint: the decoder prior")
     s.add_argument("--projection", default=None,
                    help="a projection .parquet from 'hearsight project' for the Embeddings page")
-    s.add_argument("--default-budget", type=float, default=90.0,
-                   help="seconds of training for the first-run default model")
+    s.add_argument("--default-budget", type=float, default=90.0, metavar="SECONDS",
+                   help="seconds of training for the first-run default model (default 90)")
 
 
 def run(args):
