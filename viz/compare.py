@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Label
 from bokeh.plotting import figure
 
 from viz.figstyle import BLUE, VERMILION, Palette, as_finite_array, new_figure
@@ -42,11 +42,40 @@ def difference_map_plot(a: np.ndarray, b: np.ndarray, *, sample_rate: int | None
                             height=height, value_label="b − a")
 
 
+# Activations are float32: a relative L2 difference within a few float32 ulps of the signal is
+# rounding, not an edit (a gain the features normalise away gives ~1e-8). A cosine distance is
+# computed in float64 and is ~r**2 for a relative difference r, so rounding leaves it below
+# ~1e-14; below COSINE_NOISE it is noise too (1 − a·a / ‖a‖² = 1e-16 for identical inputs).
+REL_L2_NOISE = 8 * float(np.finfo(np.float32).eps)
+COSINE_NOISE = 1e-12
+
+
+def without_rounding_noise(cosine: np.ndarray,
+                           rel_l2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-layer distances with rounding noise set to exactly 0.
+
+    A layer whose relative L2 distance is at most :data:`REL_L2_NOISE` (8 float32 ulps of
+    the signal) is identical in both inputs, so both its distances become 0; a cosine
+    distance at most :data:`COSINE_NOISE` becomes 0 on its own (a pure rescaling ``b = c·a``
+    is parallel: cosine 0, relative L2 ``|c − 1|``).
+    """
+    cos = np.asarray(cosine, np.float64).copy()
+    rel = np.asarray(rel_l2, np.float64).copy()
+    same = np.abs(rel) <= REL_L2_NOISE
+    rel[same] = 0.0
+    cos[same | (np.abs(cos) <= COSINE_NOISE)] = 0.0
+    return cos, rel
+
+
 def activation_distance_chart(layers: Sequence[str], cosine: Sequence[float],
                               l2: Sequence[float], *,
                               title: str = "Activation distance, original vs edited",
                               height: int = 260) -> figure:
     """Per-layer cosine distance and relative L2 distance as two lines with markers.
+
+    Rounding noise is drawn as 0 (:func:`without_rounding_noise`); when every layer is
+    identical the title and a note in the plot say so, over a fixed [0, 1] axis, instead of
+    an axis zoomed onto 1e-16.
 
     Args:
       layers: layer names in network order (x axis).
@@ -63,6 +92,10 @@ def activation_distance_chart(layers: Sequence[str], cosine: Sequence[float],
     if cos.shape[0] != len(names) or rel.shape[0] != len(names):
         raise ValueError(f"need one value per layer: {len(names)} layers, cosine shape "
                          f"{cos.shape}, l2 shape {rel.shape}")
+    cos, rel = without_rounding_noise(cos, rel)
+    identical = not (np.any(cos) or np.any(rel))
+    if identical:
+        title = f"{title}: identical in every layer"
     src = ColumnDataSource({"layer": names, "cosine": cos, "l2": rel})
     fig = new_figure(title=title, height=height, x_axis_label="layer",
                      y_axis_label="distance", x_range=FactorRange(factors=names),
@@ -76,6 +109,11 @@ def activation_distance_chart(layers: Sequence[str], cosine: Sequence[float],
     fig.add_tools(HoverTool(renderers=renderers, tooltips=[
         ("layer", "@layer"), ("cosine", "@cosine{0.0000}"), ("relative L2", "@l2{0.0000}")]))
     fig.y_range.start = 0
+    if identical:
+        fig.y_range.end = 1
+        fig.add_layout(Label(x=10, y=40, x_units="screen", y_units="screen",
+                             text="original and edited activations are identical in every "
+                                  "layer", text_font_size="11pt", text_color="#444444"))
     fig.legend.location = "top_left"
     fig.legend.click_policy = "hide"
     return fig

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from bokeh.models import ColorBar, LinearColorMapper, WheelZoomTool
+from bokeh.models import (BasicTickFormatter, ColorBar, CustomJSTickFormatter, LinearAxis,
+                          LinearColorMapper, WheelZoomTool)
 from bokeh.plotting import figure
 
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
@@ -24,6 +25,36 @@ GREEN = "#009E73"
 
 Palette = str | Sequence[str]
 
+# Tick labels as short as the tick spacing allows: "0.005" (not bokeh's "5.000e-3", whose
+# precision only ever grows once a zoom needed it), "2.5e-6", "120000" → "1.2e5". The fewest
+# decimals (or mantissa digits) that tell every tick apart and read back within a thousandth
+# of the spacing, trailing zeros dropped; scientific only below 1e-3 or from 1e5 up.
+COMPACT_TICKS_JS = """
+const n = ticks.length;
+const step = n > 1 ? Math.abs(ticks[1] - ticks[0]) : Math.abs(tick);
+const mag = Math.max(...ticks.map((t) => Math.abs(t)));
+if (tick === 0 || (step > 0 && Math.abs(tick) < step * 1e-6)) return "0";
+const sci = mag >= 1e5 || mag < 1e-3;
+const trim = (m) => (m.includes(".") ? m.replace(/0+$/, "").replace(/\\.$/, "") : m);
+const fmt = (t, d) => {
+  if (!sci) { const s = trim(t.toFixed(d)); return s === "-0" ? "0" : s; }
+  const [m, e] = t.toExponential(d).split("e");
+  return trim(m) + "e" + (e[0] === "+" ? e.slice(1) : e);
+};
+for (let d = 0; d <= 12; d++) {
+  const labels = ticks.map((t) => fmt(t, d));
+  const apart = new Set(labels).size === labels.length;
+  const close = ticks.every((t, i) => Math.abs(Number(labels[i]) - t) <= (step || mag) * 1e-3);
+  if (apart && close) return fmt(tick, d);
+}
+return fmt(tick, 12);
+"""
+
+
+def compact_ticks() -> CustomJSTickFormatter:
+    """A tick formatter giving compact labels (:data:`COMPACT_TICKS_JS`)."""
+    return CustomJSTickFormatter(code=COMPACT_TICKS_JS)
+
 
 def new_figure(*, title: str, height: int, x_axis_label: str = "", y_axis_label: str = "",
                tools: str = TOOLS, **kwargs: Any) -> figure:
@@ -33,6 +64,9 @@ def new_figure(*, title: str, height: int, x_axis_label: str = "", y_axis_label:
                  y_axis_label=y_axis_label, **kwargs)
     fig.title.text_font_size = "12pt"
     fig.toolbar.logo = None
+    for axis in (*fig.xaxis, *fig.yaxis):  # linear number axes only (not log, not factors)
+        if type(axis) is LinearAxis and type(axis.formatter) is BasicTickFormatter:
+            axis.formatter = compact_ticks()
     if "wheel_zoom" in tools:
         fig.toolbar.active_scroll = fig.select_one(WheelZoomTool)
     return fig
@@ -80,6 +114,7 @@ def colour_mapper(palette: Palette, low: float, high: float) -> LinearColorMappe
 
 def add_colour_bar(fig: figure, mapper: LinearColorMapper, *, title: str = "") -> ColorBar:
     """Attach a vertical colour bar at the right of ``fig``."""
-    bar = ColorBar(color_mapper=mapper, title=title or None, width=12, label_standoff=6)
+    bar = ColorBar(color_mapper=mapper, title=title or None, width=12, label_standoff=6,
+                   formatter=compact_ticks())
     fig.add_layout(bar, "right")
     return bar

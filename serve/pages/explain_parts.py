@@ -187,8 +187,14 @@ def curve_chart(results: dict, *, mode: str, height: int = 300, unit: str = "cel
         fig.line(fractions(c.shape[0]), c, legend_label=label, line_width=2,
                  line_dash="dashed" if rnd else "solid",
                  color=RANDOM_COLOUR if rnd else METHOD_COLOURS[i % len(METHOD_COLOURS)])
-    fig.legend.location = "top_right" if mode == "deletion" else "bottom_right"
-    fig.legend.click_policy = "hide"
+    # Below the plot, not over it: a deletion curve starts top left and an insertion curve
+    # ends top right, where a legend inside the frame hid them.
+    legend = fig.legend[0]
+    fig.center.remove(legend)
+    legend.update(orientation="vertical", ncols=2, click_policy="hide", label_text_font_size="9pt",
+                  margin=4, padding=4, spacing=0)
+    fig.add_layout(legend, "below")
+    fig.height = height + 22 * (-(-len(results) // 2))  # the frame keeps its height
     return fig
 
 
