@@ -15,7 +15,9 @@ costs ~0.2 s at 1M points):
 - ``tf.shade``'s categorical colouring costs ~10 float passes over ``height × width × categories``;
   empty pixels are masked by ``tf.shade`` anyway (zero counts do not enter ``eq_hist``), so it
   is run on the occupied pixels only and scattered back — the result is bit-identical.
-- axis ranges are computed once over all layers so the camera never jumps.
+- axis ranges are computed once per layer (and over all layers); the page's camera follows
+  the morph by interpolating the neighbouring layers' ranges (:func:`ranges_at`), so every
+  layer fills the frame and no point of the morph ever leaves it.
 
 The shading stage and the HoloViews helpers live in :mod:`viz.embeddings_shade` (re-exported
 here).
@@ -50,7 +52,9 @@ class MorphCloud:
       layouts_x, layouts_y: ``(layers, n)`` float32, C-contiguous.
       codes: ``(n,)`` int32 category codes (``-1`` = uncoloured) or ``None``.
       categories: names of the codes.
-      x_range, y_range: fixed data ranges covering every layer.
+      x_range, y_range: the data ranges drawn (by default covering every layer).
+      layer_x_ranges, layer_y_ranges: ``(layers, 2)`` float64, each layer's own padded
+        ``(lo, hi)`` (see :func:`ranges_at`); ``None`` when built without them.
     """
 
     layouts_x: np.ndarray
@@ -59,23 +63,55 @@ class MorphCloud:
     categories: tuple[str, ...]
     x_range: tuple[float, float]
     y_range: tuple[float, float]
+    layer_x_ranges: np.ndarray | None = None
+    layer_y_ranges: np.ndarray | None = None
 
     @property
     def n_layers(self) -> int:
         return self.layouts_x.shape[0]
 
 
+def _padded(lo: float, hi: float, pad: float) -> tuple[float, float]:
+    if not hi > lo:  # all points on a line: open a window around it
+        half = max(abs(lo), 1.0) / 2
+        lo, hi = lo - half, hi + half
+    span = hi - lo
+    return lo - pad * span, hi + pad * span
+
+
 def layout_ranges(layouts_x, layouts_y, *, pad: float = 0.05):
     """``(x_range, y_range)`` covering all layers, padded by ``pad`` of the span on each side."""
+    return tuple(_padded(float(np.nanmin(a)), float(np.nanmax(a)), pad)
+                 for a in (layouts_x, layouts_y))
+
+
+def layer_ranges(layouts_x, layouts_y, *, pad: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Each layer's own padded ranges: ``(x (layers, 2), y (layers, 2))`` float64 ``(lo, hi)``.
+
+    One layer's extent, not the union over layers: Procrustes aligns rotation and reflection,
+    and layers differ in spread, so a union range left a compact layer filling a corner."""
     out = []
     for a in (layouts_x, layouts_y):
-        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-        if not hi > lo:  # all points on a line: open a window around it
-            half = max(abs(lo), 1.0) / 2
-            lo, hi = lo - half, hi + half
-        span = hi - lo
-        out.append((lo - pad * span, hi + pad * span))
-    return tuple(out)
+        lo, hi = np.nanmin(a, axis=1), np.nanmax(a, axis=1)
+        out.append(np.array([_padded(float(a_), float(b_), pad) for a_, b_ in zip(lo, hi)],
+                            np.float64).reshape(-1, 2))
+    return out[0], out[1]
+
+
+def ranges_at(cloud: MorphCloud, position: float):
+    """``(x_range, y_range)`` of the camera at ``position``: the neighbouring layers' own ranges
+    interpolated like the points. Every morphed point stays inside, since
+    ``(1 − t) a + t b <= (1 − t) max a + t max b`` (and likewise for the minimum).
+    Without per-layer ranges, the cloud's fixed ``x_range, y_range``."""
+    if cloud.layer_x_ranges is None or cloud.layer_y_ranges is None:
+        return cloud.x_range, cloud.y_range
+    i, t = _segment(cloud.n_layers, position)
+    j = i if t == 0.0 else i + 1
+    out = []
+    for r in (cloud.layer_x_ranges, cloud.layer_y_ranges):
+        lo, hi = (1 - t) * r[i] + t * r[j]
+        out.append((float(lo), float(hi)))
+    return out[0], out[1]
 
 
 def make_morph_cloud(layouts_x, layouts_y, *, codes=None, categories=(), pad: float = 0.05):
@@ -92,7 +128,8 @@ def make_morph_cloud(layouts_x, layouts_y, *, codes=None, categories=(), pad: fl
             raise ValueError(f"codes must be ({lx.shape[1]},) indices into {len(categories)} "
                              f"categories, got shape {c.shape}, max {c.max(initial=-1)}")
     xr_, yr_ = layout_ranges(lx, ly, pad=pad)
-    return MorphCloud(lx, ly, c, tuple(str(s) for s in categories), xr_, yr_)
+    per_x, per_y = layer_ranges(lx, ly, pad=pad)
+    return MorphCloud(lx, ly, c, tuple(str(s) for s in categories), xr_, yr_, per_x, per_y)
 
 
 def _segment(n_layers: int, position: float) -> tuple[int, float]:
@@ -241,6 +278,23 @@ def point_frame(codes=None, categories=(), *, n: int | None = None) -> pd.DataFr
     if codes is not None:
         df[CAT] = pd.Categorical.from_codes(np.asarray(codes), categories=list(categories))
     return df
+
+
+def selection_overlay(x, y, *, width: int = 800, height: int = 800, x_range, y_range,
+                      color: str = "#000000", alpha: int = 110, spread: int = 1,
+                      out=None) -> tf.Image:
+    """An RGBA (uint32) highlight of points ``(x, y)``: every pixel holding one at ``alpha``,
+    grown to ``(2 spread + 1)²`` pixels.
+
+    For a selection of thousands of points, drawn over the cloud: one constant translucent
+    colour per occupied pixel (the cloud's colours show through), instead of a ring per point
+    (2,000 browser-side rings merged into an opaque blob). ``out``: a reused count buffer.
+    """
+    agg = aggregate(x, y, width=width, height=height, x_range=x_range, y_range=y_range,
+                    out=out)
+    img = tf.shade(agg, cmap=[color, color], how="linear", alpha=alpha, min_alpha=alpha)
+    # "source": a spread pixel keeps the one alpha (the default "over" stacked neighbours).
+    return tf.spread(img, px=spread, how="source") if spread > 0 else img
 
 
 def morph_frame(cloud: MorphCloud, position: float, *, width: int = 800, height: int = 800,

@@ -19,10 +19,13 @@ References:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import panel as pn
 
 from serve.jobs import JobError, session_runner
@@ -31,7 +34,8 @@ from serve.pages.embeddings_cloud import COLOURS, SIZE, CloudView
 from serve.pages.utterance_list import UtteranceList
 
 STEP = 0.05  # slider / player step between layers
-TABLE_ROWS = 2000  # selected rows listed (and ringed in the cloud) at most
+TABLE_ROWS = 2000  # selected rows listed at most
+LIST_COLUMNS = ["item_id", "frame", "time_s", "label", "speaker", "prediction", "correct"]
 
 
 class EmbeddingsPage:
@@ -55,9 +59,12 @@ class EmbeddingsPage:
         self.layouts: dict[str, EL.Layouts] = {}  # method -> aligned layouts
         self._build_controls()
         self.list = UtteranceList(session, self._items, max_rows=TABLE_ROWS)
+        # Frame-level rows of one clip differ only by frame: list the frame and its time too
+        # (the list shows the columns of its COLUMNS that the rows have).
+        self.list.COLUMNS = LIST_COLUMNS
         self.cloud_view = CloudView(self.runner, labels=session.predictor.labels,
                                     position=lambda: self.slider.value,
-                                    on_select=self.list.show, max_marked=TABLE_ROWS)
+                                    on_select=self._on_select)
         self.metrics = pn.pane.DataFrame(None, index=False, css_classes=["hs-emb-metrics"],
                                          sizing_mode="stretch_width")
 
@@ -82,7 +89,7 @@ class EmbeddingsPage:
         self.compute_button.on_click(lambda _: self.compute())
         self.method.param.watch(self._on_method, "value")
         self.colour.param.watch(lambda _: self.show(), "value")
-        self.slider.param.watch(lambda _: self.cloud_view.render(), "value")
+        self.slider.param.watch(self._on_slider, "value")
         self.player.param.watch(self._on_player, "value")
 
     def _items(self) -> list:
@@ -107,7 +114,7 @@ class EmbeddingsPage:
     def _steps(self, job, method: str):
         if method == EL.FILE_METHOD:
             yield self._say(f"reading {Path(self.projection_path).name} …")
-            self.layouts[method] = EL.load_projection(self.projection_path)
+            self.layouts[method] = shared_projection(self.projection_path)
             return
         if self.store is None:
             yield self._say("forwarding the corpus …")
@@ -183,6 +190,33 @@ class EmbeddingsPage:
         if not self.slider.disabled:
             self.slider.value = round(min(event.new * STEP, self.slider.end), 6)
 
+    def _on_slider(self, event) -> None:
+        # The player follows the slider (it only drove the slider, and jumped back to its own
+        # position on the next tick); equal values fire no event, so the two do not loop.
+        step = int(round(event.new / STEP))
+        if self.player.value != step and self.player.start <= step <= self.player.end:
+            self.player.value = step
+        self.cloud_view.render()
+
+    def _on_select(self, meta: pd.DataFrame, rows: np.ndarray) -> None:
+        """List the selected rows, frame-level ones with their time in the clip."""
+        if "frame" not in meta:
+            self.list.show(meta, rows)
+            return
+        # Only the listed rows get a time column (not all 10M rows of the layouts); the list
+        # takes the first ``max_rows`` of ``rows``, so it is handed those rows renumbered.
+        shown = meta.iloc[rows[:TABLE_ROWS]].reset_index(drop=True)
+        shown.insert(shown.columns.get_loc("frame") + 1, "time_s",
+                     frame_times(shown["frame"].to_numpy(), self._frames_per_clip(meta),
+                                 clip_seconds(self.session.predictor.params)))
+        self.list.show(shown, np.arange(rows.size))
+
+    def _frames_per_clip(self, meta: pd.DataFrame) -> int:
+        key = id(meta)
+        if getattr(self, "_frames_key", None) != key:
+            self._frames_key, self._frames = key, int(meta["frame"].max()) + 1
+        return self._frames
+
     def view(self):
         md = pn.pane.Markdown
         cloud = self.cloud_view
@@ -203,3 +237,47 @@ def layer_formatter(layers: Sequence[str]):
             " return t < 1e-6 ? names[i] : names[i] + ' → ' + names[i + 1] + ' ' +"
             " Math.round(t * 100) + '%';")
     return CustomJSTickFormatter(args={"names": list(layers)}, code=code)
+
+
+def clip_seconds(params) -> float | None:
+    """The model's input length in seconds (``duration_s`` or ``n_samples / sample_rate``)."""
+    seconds = getattr(params, "duration_s", None)
+    if seconds is None and getattr(params, "n_samples", None) and getattr(params, "sample_rate",
+                                                                          None):
+        seconds = params.n_samples / params.sample_rate
+    return None if seconds is None else float(seconds)
+
+
+def frame_times(frame: np.ndarray, frames_per_clip: int, seconds: float | None) -> np.ndarray:
+    """Start time (s, rounded to ms) of each frame, the frames of a layer dividing the model's
+    input evenly (a pooled conv layer has fewer, longer frames); NaN without a length."""
+    if not seconds or frames_per_clip < 1:
+        return np.full(np.shape(frame), np.nan)
+    return np.round(np.asarray(frame, np.float64) * (seconds / frames_per_clip), 3)
+
+
+# -- projection files shared by every session -----------------------------------------------
+_PROJECTIONS: dict[str, tuple] = {}  # resolved path -> ((mtime_ns, size), Layouts)
+_PROJECTIONS_GUARD = threading.Lock()
+_PROJECTION_LOCKS: dict[str, threading.Lock] = {}
+
+
+def shared_projection(path) -> EL.Layouts:
+    """:func:`~serve.pages.embeddings_layouts.load_projection`, once per file version in this
+    process: cached by (path, mtime, size), its arrays read-only, so every session shares one
+    copy (each read its own: +2 GB a session at 10M points). A rewritten file is read again;
+    two sessions asking at once read it once (the second waits)."""
+    key = str(Path(path).resolve())
+    with _PROJECTIONS_GUARD:
+        lock = _PROJECTION_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        st = Path(key).stat() if Path(key).is_file() else None
+        version = None if st is None else (st.st_mtime_ns, st.st_size)
+        cached = _PROJECTIONS.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        layouts = EL.load_projection(path)  # raises the user-facing error for a missing file
+        layouts.xy.setflags(write=False)
+        with _PROJECTIONS_GUARD:
+            _PROJECTIONS[key] = (version, layouts)  # the older version's copy goes
+        return layouts

@@ -3,7 +3,8 @@ legend and position caption, and the points selected in it.
 
 The cloud is one RGBA image rendered server-side by :func:`viz.embeddings.morph_frame`
 (interpolate → aggregate → shade, 800×800); the :class:`~viz.embeddings.MorphCloud` is built
-once per (method, colour), so a slider move costs one frame. Box and lasso selections arrive
+once per (layouts, colour) in the process and shared by every session showing those layouts,
+so a slider move costs one frame and a second session no copy. Box and lasso selections arrive
 as geometry (``SelectionGeometry``) and are mapped to *all* points at the current position.
 Bokeh writes are pushed to the document's event loop (:meth:`CloudView._publish`).
 """
@@ -22,6 +23,7 @@ from serve.pages.cloud_geometry import geometry_indices, layout_points
 
 SIZE = 800  # pixels of the square cloud image
 COLOURS = ("label", "speaker", "prediction", "correctness")
+MAX_RINGS = 100  # selections up to this many points are ringed, larger ones highlighted
 
 
 # -- colours and captions ----------------------------------------------------------------
@@ -31,21 +33,55 @@ def colour_codes(meta: pd.DataFrame, by: str, *, labels: Sequence[str] = ()):
     ``label`` and ``prediction`` share one category list (``labels`` order first, then any
     others sorted) so a class has the same colour in both; ``correctness`` is
     ``("correct", "wrong")``; ``speaker`` is sorted, an empty speaker shown as ``"unknown"``.
+    Only categories present in the rows are listed; a missing value gets code ``-1``.
+
+    Numeric throughout: a categorical column's integer codes are remapped through a small
+    lookup table (one entry per category), so 10–20M rows never become 10–20M Python strings
+    (``astype(str)`` of every value cost seconds and gigabytes). Other dtypes are factorised
+    once (``astype("category")``).
     """
     if by not in COLOURS:
         raise ValueError(f"colour must be one of {COLOURS}, got {by!r}")
     if by == "correctness":
-        values = np.where(meta["correct"].to_numpy(bool), "correct", "wrong")
-        cats = ["correct", "wrong"]
-    elif by == "speaker":
-        values = meta["speaker"].astype(str).replace("", "unknown").to_numpy()
-        cats = sorted(set(values))
-    else:
-        values = meta[by].astype(str).to_numpy()
-        seen = set(meta["label"].astype(str)) | set(meta["prediction"].astype(str))
-        cats = [c for c in labels if c in seen] + sorted(seen - set(labels))
-    codes = pd.Categorical(values, categories=cats).codes.astype(np.int32)
-    return codes, tuple(cats)
+        return (~meta["correct"].to_numpy(bool)).astype(np.int32), ("correct", "wrong")
+    if by == "speaker":
+        codes, names = _category_codes(meta["speaker"])
+        names = ["unknown" if n == "" else n for n in names]
+        cats = sorted({names[k] for k in _present(codes, len(names))})
+        return _remap(codes, names, cats), tuple(cats)
+    cols = {c: _category_codes(meta[c]) for c in ("label", "prediction")}
+    seen = {names[k] for codes, names in cols.values() for k in _present(codes, len(names))}
+    cats = [c for c in labels if c in seen] + sorted(seen - set(labels))
+    codes, names = cols[by]
+    return _remap(codes, names, cats), tuple(cats)
+
+
+def _category_codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """A column's integer codes (``-1`` = missing) and its category names as strings."""
+    # The Categorical's own codes (a view; Series.cat.codes copies them).
+    cat = col.array if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col)
+    return np.asarray(cat.codes), [str(c) for c in cat.categories]
+
+
+def _present(codes: np.ndarray, k: int, *, chunk: int = 1 << 16) -> np.ndarray:
+    """Which of the ``k`` codes occur (indices, sorted); chunked so that bincount's intp copy
+    of the codes stays small."""
+    counts = np.zeros(k + 1, np.int64)
+    for s in range(0, codes.size, chunk):
+        counts += np.bincount(codes[s:s + chunk].astype(np.intp) + 1, minlength=k + 1)
+    return np.flatnonzero(counts[1:])
+
+
+def _remap(codes: np.ndarray, names: Sequence[str], cats: Sequence[str], *,
+           chunk: int = 1 << 16) -> np.ndarray:
+    """``codes`` into ``names`` → int32 codes into ``cats`` (-1 stays -1: the table's last
+    entry, which a code of -1 indexes). Chunked: indexing converts int8 codes to intp."""
+    where = {c: i for i, c in enumerate(cats)}
+    lut = np.array([where.get(n, -1) for n in names] + [-1], np.int32)
+    out = np.empty(codes.size, np.int32)
+    for s in range(0, codes.size, chunk):
+        np.take(lut, codes[s:s + chunk], out=out[s:s + chunk])
+    return out
 
 
 def legend_html(color_key: dict, *, limit: int = 40) -> str:
@@ -72,26 +108,32 @@ def position_text(layers: Sequence[str], reflected: Sequence[bool], position: fl
 
 
 def cloud_figure(*, size: int):
-    """The cloud's Bokeh figure (WebGL, fixed ranges) and its sources.
+    """The cloud's Bokeh figure (WebGL) and its sources.
 
-    Returns ``(figure, {"image", "anchors", "selected"})``: ``image`` feeds one ``image_rgba``;
+    Returns ``(figure, {"image", "highlight", "anchors", "selected"})``: ``image`` feeds one
+    ``image_rgba`` (the cloud), ``highlight`` another over it (a large selection, datashaded);
     ``anchors`` holds invisible points (the range corners) that give the box and lasso tools a
     renderer, since the selection itself is computed on the server from the tool's geometry;
-    ``selected`` draws rings around the selected points.
+    ``selected`` draws small thin rings around a few selected points. The ranges and their
+    ``reset_start``/``reset_end`` are set to the shown layer's extent on every frame, so the
+    Reset tool returns to the whole cloud (it returned to the initial [0, 1] × [0, 1]).
     """
     from bokeh.models import BoxSelectTool, ColumnDataSource, LassoSelectTool, Range1d
     from bokeh.plotting import figure
 
-    sources = {"image": ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []}),
+    empty = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+    sources = {"image": ColumnDataSource(dict(empty)),
+               "highlight": ColumnDataSource(dict(empty)),
                "anchors": ColumnDataSource({"x": [0.0], "y": [0.0]}),
                "selected": ColumnDataSource({"x": [], "y": []})}
     fig = figure(title="Layer walkthrough", width=size, height=size, x_range=Range1d(0, 1),
                  y_range=Range1d(0, 1), output_backend="webgl", tools="pan,wheel_zoom,reset")
     fig.toolbar.logo = None
-    fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=sources["image"])
+    for name in ("image", "highlight"):
+        fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=sources[name])
     anchors = fig.scatter("x", "y", source=sources["anchors"], size=1, alpha=0)
-    fig.scatter("x", "y", source=sources["selected"], size=7, fill_alpha=0, line_color="black",
-                line_width=1)
+    fig.scatter("x", "y", source=sources["selected"], size=6, fill_alpha=0, line_color="black",
+                line_width=0.8, line_alpha=0.7)
     fig.add_tools(BoxSelectTool(renderers=[anchors]), LassoSelectTool(renderers=[anchors]))
     return fig, sources
 
@@ -112,29 +154,38 @@ def _shading(n: int) -> dict:
 class CloudView:
     """The morphing cloud of one Embeddings page, with its legend, caption and selection.
 
+    The camera follows the morph: at position ``p`` the view is the neighbouring layers' own
+    extents interpolated (:func:`viz.embeddings.ranges_at`), so every layer fills the frame;
+    after a pan or zoom the user's view is kept until Reset. The clouds (packed layouts and
+    colour codes) are shared by every view of the same :class:`Layouts` in this process
+    (:func:`shared_clouds`).
+
     Args:
       runner: the session's job runner; Bokeh writes go through its ``push``.
       labels: the model's class names (the colour order of labels and predictions).
       position: ``position() -> float``, the layer position to draw (the page's slider); read
         inside the render lock, so the newest position wins.
       on_select: ``on_select(meta, rows)`` after every selection (the utterance list).
-      max_marked: selected points ringed in the cloud at most.
+      max_rings: selections of at most this many points are ringed; larger ones are drawn as
+        a datashaded highlight of every selected point.
     """
 
     def __init__(self, runner, *, labels: Sequence[str], position: Callable[[], float],
-                 on_select: Callable[[pd.DataFrame, np.ndarray], None], max_marked: int = 2000):
-        self.runner, self.labels, self.max_marked = runner, list(labels), max_marked
+                 on_select: Callable[[pd.DataFrame, np.ndarray], None],
+                 max_rings: int = MAX_RINGS):
+        self.runner, self.labels, self.max_rings = runner, list(labels), max_rings
         self._position, self._on_select = position, on_select
         self.layouts = self.name = self.colour = None  # what is shown (see show)
-        self._clouds: dict = {}  # (name, colour) -> (MorphCloud, colour key); (name, None) -> base
         self._buffers: dict = {}
         self._pending: dict = {}  # newest value per Bokeh model, see _publish
-        self._view = None  # (x_range, y_range) after zooming, None = the cloud's own
+        self._view = None  # (x_range, y_range) after zooming, None = follow the layers
+        self._auto = None  # the camera's own (x_range, y_range) at the last frame
+        self._drawn = None  # the (x_range, y_range) of the last frame
         self._render_lock = threading.Lock()
         self.selected = np.zeros(0, np.int64)
         fig, sources = cloud_figure(size=SIZE)
         self.image_source, self.anchor_source = sources["image"], sources["anchors"]
-        self.sel_source = sources["selected"]
+        self.highlight_source, self.sel_source = sources["highlight"], sources["selected"]
         fig.on_event(SelectionGeometry, self._on_geometry)
         fig.on_event(RangesUpdate, self._on_ranges)
         fig.on_event(Reset, self._on_reset)
@@ -153,29 +204,15 @@ class CloudView:
             return
         cloud, key = self.cloud()
         self._view = None
-        self._publish("ranges", (cloud.x_range, cloud.y_range))
+        (x0, x1), (y0, y1) = cloud.x_range, cloud.y_range  # every layer's points
+        self._publish("anchors", {"x": [x0, x1] * 2, "y": [y0] * 2 + [y1] * 2})
         self.legend.object = legend_html(key)
         self.render()
 
     def cloud(self):
-        """``(MorphCloud, colour key)`` of the shown layouts and colour (built once each; the
-        colourings of one method share its layout arrays)."""
-        from dataclasses import replace
-
-        from viz.embeddings import make_morph_cloud
-        from viz.embeddings_shade import default_color_key
-
-        name, colour = self.name, self.colour
-        if (name, colour) not in self._clouds:
-            lay = self.layouts
-            base = self._clouds.get((name, None))
-            if base is None:
-                base = make_morph_cloud(lay.xy[..., 0], lay.xy[..., 1])
-                self._clouds[(name, None)] = base
-            codes, cats = colour_codes(lay.meta, colour, labels=self.labels)
-            cloud = replace(base, codes=codes, categories=cats)
-            self._clouds[(name, colour)] = (cloud, default_color_key(cats))
-        return self._clouds[(name, colour)]
+        """``(MorphCloud, colour key)`` of the shown layouts and colour (built once per
+        process; the colourings of one layout share its arrays)."""
+        return shared_clouds(self.layouts).get(self.layouts, self.colour, self.labels)
 
     def position(self) -> float:
         """The page's position, within the shown layers."""
@@ -185,26 +222,26 @@ class CloudView:
         """Draw the morph at the current position; returns the ``(SIZE, SIZE)`` uint32 RGBA."""
         from dataclasses import replace
 
-        from viz.embeddings import morph_frame
+        from viz.embeddings import morph_frame, ranges_at
 
         lay = self.layouts
         if lay is None:
             return None
         cloud, key = self.cloud()
         with self._render_lock:  # the position is read inside, so the newest render wins
-            if self._view is not None:
-                cloud = replace(cloud, x_range=self._view[0], y_range=self._view[1])
             pos = self.position()
+            self._auto = ranges_at(cloud, pos)
+            view = self._drawn = self._view or self._auto
             buffers = self._buffers.setdefault((self.name, self.colour), {})
             # A copy: the shading buffers are reused by the next frame, and this one is
-            # serialised later, on the event loop.
-            img = np.array(morph_frame(cloud, pos, width=SIZE, height=SIZE, color_key=key,
+            # serialised later, on the event loop. Fused: no per-session (n,) point buffers.
+            img = np.array(morph_frame(replace(cloud, x_range=view[0], y_range=view[1]), pos,
+                                       width=SIZE, height=SIZE, color_key=key, fused=True,
                                        buffers=buffers, **_shading(lay.n)).data)
-            (x0, x1), (y0, y1) = cloud.x_range, cloud.y_range
-            self._publish("image", {"image": [img], "x": [x0], "y": [y0], "dw": [x1 - x0],
-                                    "dh": [y1 - y0]})
+            self._publish("ranges", (self._auto, self._view is None))
+            self._publish("image", _image_data(img, view))
             self.caption.object = position_text(lay.layers, lay.reflected, pos)
-        self._mark_selection()
+            self._mark_selection()
         return img
 
     def points_at(self, rows=None) -> tuple[np.ndarray, np.ndarray]:
@@ -212,7 +249,8 @@ class CloudView:
         return layout_points(self.layouts.xy, self.position(), rows)
 
     def _publish(self, what: str, value) -> None:
-        """Write ``value`` to the Bokeh model(s) ``what`` ("ranges", "image", "selected").
+        """Write ``value`` to the Bokeh model(s) ``what`` ("ranges", "anchors", "image",
+        "highlight", "selected").
 
         Bokeh models (unlike Panel widgets) may change only on the document's event loop and
         callbacks run in a thread pool, so the write is pushed there. The pushes were seen to
@@ -222,14 +260,16 @@ class CloudView:
 
     def _apply(self, what: str) -> None:
         value = self._pending[what]
-        if what == "ranges":
-            (x0, x1), (y0, y1) = value
-            self.figure.x_range.start, self.figure.x_range.end = x0, x1
-            self.figure.y_range.start, self.figure.y_range.end = y0, y1
-            self.anchor_source.data = {"x": [x0, x1] * 2, "y": [y0] * 2 + [y1] * 2}
-        else:
-            source = self.image_source if what == "image" else self.sel_source
-            source.data = value
+        if what == "ranges":  # the camera's ranges; the view too unless the user zoomed
+            ((x0, x1), (y0, y1)), follow = value
+            for rng, lo, hi in ((self.figure.x_range, x0, x1), (self.figure.y_range, y0, y1)):
+                rng.reset_start, rng.reset_end = lo, hi
+                if follow:
+                    rng.start, rng.end = lo, hi
+            return
+        sources = {"anchors": self.anchor_source, "image": self.image_source,
+                   "highlight": self.highlight_source, "selected": self.sel_source}
+        sources[what].data = value
 
     # -- selection ---------------------------------------------------------------------
     def _on_geometry(self, event) -> None:
@@ -240,7 +280,9 @@ class CloudView:
         if None in (event.x0, event.x1, event.y0, event.y1) or self.layouts is None:
             return
         if event.x1 > event.x0 and event.y1 > event.y0:
-            self._view = ((event.x0, event.x1), (event.y0, event.y1))
+            view = ((event.x0, event.x1), (event.y0, event.y1))
+            # The Reset tool reports the camera's own ranges: following the layers again.
+            self._view = None if _same_view(view, self._auto) else view
             self.render()
 
     def _on_reset(self, _event) -> None:
@@ -255,16 +297,90 @@ class CloudView:
         return idx
 
     def set_selection(self, idx) -> None:
-        """Select rows ``idx`` of the shown layouts: hand them on and ring them in the cloud."""
+        """Select rows ``idx`` of the shown layouts: hand them on and mark them in the cloud."""
         self.selected = np.asarray(idx, np.int64)
         self._on_select(self.layouts.meta, self.selected)
         self._mark_selection()
 
     def _mark_selection(self) -> None:
-        rows = self.selected[:self.max_marked]
-        if rows.size == 0 or self.layouts is None:
-            data = {"x": [], "y": []}
-        else:
+        """Rings for a few selected points, a datashaded highlight for more (2,000 rings
+        merged into an opaque blob)."""
+        from viz.embeddings import selection_overlay
+
+        rows, rings, highlight = self.selected, {"x": [], "y": []}, _image_data(None, None)
+        if rows.size and self.layouts is not None and self._drawn is not None:
             x, y = self.points_at(rows)
-            data = {"x": x.tolist(), "y": y.tolist()}
-        self._publish("selected", data)
+            if rows.size <= self.max_rings:
+                rings = {"x": x.tolist(), "y": y.tolist()}
+            else:
+                view = self._drawn
+                img = selection_overlay(x, y, width=SIZE, height=SIZE, x_range=view[0],
+                                        y_range=view[1])
+                highlight = _image_data(np.asarray(img.data), view)
+        self._publish("selected", rings)
+        self._publish("highlight", highlight)
+
+
+def _image_data(img, view) -> dict:
+    """An ``image_rgba`` source's data: ``img`` spanning ``view``, or nothing."""
+    if img is None:
+        return {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+    (x0, x1), (y0, y1) = view
+    return {"image": [img], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
+
+
+def _same_view(a, b) -> bool:
+    if a is None or b is None:
+        return False
+    return bool(np.allclose(np.ravel(a), np.ravel(b), rtol=1e-6,
+                            atol=1e-9 * max(abs(b[0][1] - b[0][0]), abs(b[1][1] - b[1][0]))))
+
+
+# -- clouds shared by every session --------------------------------------------------------
+class SharedClouds:
+    """The packed layouts (:class:`~viz.embeddings.MorphCloud`) of one :class:`Layouts` and
+    its colourings, built once and shared by every view of those layouts in the process.
+    It holds no reference to the layouts (they are passed in), so they can be collected."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._base = None
+        self._coloured: dict = {}  # (colour, labels) -> (MorphCloud, colour key)
+
+    def get(self, layouts, colour: str, labels: Sequence[str]):
+        from dataclasses import replace
+
+        from viz.embeddings import make_morph_cloud
+        from viz.embeddings_shade import default_color_key
+
+        key = (colour, tuple(labels))
+        with self._lock:
+            if key not in self._coloured:
+                if self._base is None:
+                    xy = layouts.xy
+                    self._base = make_morph_cloud(xy[..., 0], xy[..., 1])
+                    for a in (self._base.layouts_x, self._base.layouts_y):
+                        a.setflags(write=False)
+                codes, cats = colour_codes(layouts.meta, colour, labels=labels)
+                codes.setflags(write=False)
+                cloud = replace(self._base, codes=codes, categories=cats)
+                self._coloured[key] = (cloud, default_color_key(cats))
+            return self._coloured[key]
+
+
+_CLOUDS: dict[int, tuple] = {}  # id(layouts) -> (weakref to the layouts, SharedClouds)
+_CLOUDS_LOCK = threading.Lock()
+
+
+def shared_clouds(layouts) -> SharedClouds:
+    """The process's :class:`SharedClouds` of ``layouts`` (by identity; entries of collected
+    layouts are dropped here). Two sessions showing one cached projection file share one copy."""
+    import weakref
+
+    with _CLOUDS_LOCK:
+        for k in [k for k, (ref, _) in _CLOUDS.items() if ref() is None]:
+            del _CLOUDS[k]
+        entry = _CLOUDS.get(id(layouts))
+        if entry is None or entry[0]() is not layouts:
+            entry = _CLOUDS[id(layouts)] = (weakref.ref(layouts), SharedClouds())
+        return entry[1]
