@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from cli.inputs import resolve_model
-from experiments import EXPERIMENTS
+from experiments import EXPERIMENTS as _REGISTERED
+from experiments import accuracy
+
+# accuracy is listed here until experiments/__init__.py registers it itself
+EXPERIMENTS = {**_REGISTERED, "accuracy": accuracy}
 
 MODEL_OPTIONS = ("model", "separate", "prior")  # the options that name a model
 
 
 def add_parser(sub) -> None:
     e = sub.add_parser("experiment", help="reproduce a paper's experiment (actmax, "
-                                          "faithfulness, projections)")
+                                          "faithfulness, projections, accuracy)")
     esub = e.add_subparsers(dest="experiment", required=True)
     for name, experiment in EXPERIMENTS.items():
         experiment.add_arguments(esub.add_parser(name, help=experiment.HELP))

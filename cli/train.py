@@ -21,6 +21,21 @@ def add_parser(sub) -> None:
     p.add_argument("--freq-warp", type=float, default=0.0,
                    help="VTLP-like random frequency stretch, e.g. 0.1 for factors 0.9-1.1 "
                         "(helps on unseen voices)")
+    p.add_argument("--time-shift", type=float, default=0.1,
+                   help="largest random time shift, a share of the frames (default 0.1)")
+    p.add_argument("--band-limit", type=float, default=0.0, metavar="P",
+                   help="probability of silencing the band above a random 3.4-5.5 kHz cutoff "
+                        "(real 8 kHz recordings hold nothing above 4 kHz)")
+    p.add_argument("--reverb", type=float, default=0.0, metavar="P",
+                   help="probability of adding a synthetic room's reverberant tail")
+    p.add_argument("--tilt", type=float, default=0.0,
+                   help="largest random spectral tilt, log10 units across the band")
+    p.add_argument("--gate", type=float, default=0.0, metavar="P",
+                   help="probability of gating quiet cells to silence")
+    p.add_argument("--default-recipe", action="store_true",
+                   help="train exactly the first-run default model's recipe "
+                        "(models.fit.DEFAULT_RECIPE: arch, epochs, seed, augmentation; "
+                        "the other training options are ignored)")
     p.add_argument("--split-by", default="default", choices=["default", "speaker"])
     p.add_argument("--holdout-speaker", default=None, help="with --split-by speaker")
     p.add_argument("--resume", action="store_true",
@@ -30,14 +45,22 @@ def add_parser(sub) -> None:
 
 def run(args):
     from models.checkpoint import check_replaceable
-    from models.fit import FitConfig, fit
+    from models.fit import DEFAULT_RECIPE, FitConfig, fit
 
     check_replaceable(args.out)  # refuse a foreign --out before synthesising or training
     corpus = open_corpus_args(args.corpus, args)
-    config = FitConfig(arch=args.arch, features=args.features, epochs=args.epochs,
-                       batch_size=args.batch_size, learning_rate=args.lr,
-                       patience=args.patience, seed=args.seed, time_budget_s=args.time_budget,
-                       freq_warp=getattr(args, "freq_warp", 0.0))
+    if getattr(args, "default_recipe", False):
+        config = DEFAULT_RECIPE
+    else:
+        config = FitConfig(arch=args.arch, features=args.features, epochs=args.epochs,
+                           batch_size=args.batch_size, learning_rate=args.lr,
+                           patience=args.patience, seed=args.seed,
+                           time_budget_s=args.time_budget,
+                           freq_warp=getattr(args, "freq_warp", 0.0),
+                           time_shift=getattr(args, "time_shift", 0.1),
+                           band_limit=getattr(args, "band_limit", 0.0),
+                           reverb=getattr(args, "reverb", 0.0),
+                           tilt=getattr(args, "tilt", 0.0), gate=getattr(args, "gate", 0.0))
     meta = fit(corpus, args.out, config, log=err if args.json else print,
                resume=getattr(args, "resume", False))
     return meta

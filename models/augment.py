@@ -6,8 +6,16 @@ the word in time and masking a few frequency rows and time columns (Park et al. 
 The frequency warp stretches or squeezes the frequency axis by a random factor, like vocal
 tract length perturbation (Jaitly & Hinton 2013, "Vocal Tract Length Perturbation (VTLP)
 improves speech recognition"): a model that must recognise unseen voices sees each training
-voice with a longer and a shorter vocal tract. All randomness comes from the ``rng`` the
-training loop passes in.
+voice with a longer and a shorter vocal tract.
+
+The remaining options aim at the gap between synthetic training voices and real recordings
+(Ko et al. 2017, "A study on data augmentation of reverberant speech for robust speech
+recognition"): a band limit (8 kHz recordings, telephone speech, cheap microphones hold nothing
+above 3.4-4 kHz), a room's reverberant tail, a microphone's spectral tilt, and a noise gate
+(real clips padded with digital silence, where synthetic clips carry noise throughout). Each is
+applied in the power domain of the log spectrogram, which is then renormalised to its maximum
+and floored as :func:`data.features._normalised_log` does. All randomness comes from the
+``rng`` the training loop passes in.
 """
 
 from __future__ import annotations
@@ -29,6 +37,14 @@ class SpecAugment:
       freq_warp: largest relative stretch of the frequency axis (0.1: factors in [0.9, 1.1];
         0 turns the warp off). Row ``f`` of the output is row ``f / factor`` of the input,
         linearly interpolated; rows beyond the top are filled with the floor.
+      band_limit, band_rows: with probability ``band_limit`` every row from a cutoff drawn
+        uniformly in ``band_rows`` (inclusive, row indices) up is set to the floor.
+      reverb, reverb_frames, reverb_gain_db: with probability ``reverb`` an exponential tail
+        with an e-folding time drawn in ``reverb_frames`` (frames) and a level drawn in
+        ``reverb_gain_db`` (relative to the direct sound) is added to each row's power.
+      tilt: largest spectral tilt, log10 units from the bottom to the top row (0.5: ±5 dB).
+      gate, gate_depth: with probability ``gate`` cells more than a depth drawn in
+        ``gate_depth`` (log10 units) below the maximum become the floor.
     """
 
     floor: float = -4.0
@@ -38,6 +54,14 @@ class SpecAugment:
     time_masks: int = 1
     time_width: int = 12
     freq_warp: float = 0.0
+    band_limit: float = 0.0
+    band_rows: tuple[int, int] = (0, 0)
+    reverb: float = 0.0
+    reverb_frames: tuple[float, float] = (2.0, 10.0)
+    reverb_gain_db: tuple[float, float] = (-12.0, 0.0)
+    tilt: float = 0.0
+    gate: float = 0.0
+    gate_depth: tuple[float, float] = (2.0, 3.5)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = np.array(x, dtype=np.float32, copy=True)
@@ -50,6 +74,7 @@ class SpecAugment:
         if self.freq_warp:
             spec = warp_frequency(spec, float(rng.uniform(1 - self.freq_warp, 1 + self.freq_warp)),
                                   floor=self.floor)
+        spec = self._channel(spec, rng)
         shift = int(rng.integers(-self.max_shift, self.max_shift + 1)) if self.max_shift else 0
         if shift:
             spec = np.roll(spec, shift, axis=1)
@@ -66,6 +91,52 @@ class SpecAugment:
             t0 = int(rng.integers(0, max(1, n_time - w)))
             spec[:, t0:t0 + w] = self.floor
         return spec
+
+
+    def _channel(self, spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Tilt, reverberation, band limit and gate (each drawn with its probability)."""
+        tilt = float(rng.uniform(-self.tilt, self.tilt)) if self.tilt else 0.0
+        decay = (float(rng.uniform(*self.reverb_frames)), float(rng.uniform(*self.reverb_gain_db))) \
+            if self.reverb and rng.random() < self.reverb else None
+        cutoff = int(rng.integers(self.band_rows[0], self.band_rows[1] + 1)) \
+            if self.band_limit and rng.random() < self.band_limit else None
+        depth = float(rng.uniform(*self.gate_depth)) \
+            if self.gate and rng.random() < self.gate else None
+        if not tilt and decay is None and cutoff is None and depth is None:
+            return spec
+        floored = spec <= self.floor
+        if tilt:
+            spec = spec + tilt * np.linspace(-0.5, 0.5, spec.shape[0], dtype=np.float32)[:, None]
+        if decay is not None:
+            spec = reverberate(spec, decay[0], decay[1], floored=floored)
+        if cutoff is not None:
+            spec[cutoff:] = -np.inf
+        spec = np.maximum(spec - spec.max(), self.floor)
+        if depth is not None:
+            spec[spec < -depth] = self.floor
+        return spec.astype(np.float32)
+
+
+def reverberate(spec: np.ndarray, frames: float, gain_db: float, *,
+                floored: np.ndarray | None = None) -> np.ndarray:
+    """Log10 power ``spec (freq, time)`` plus an exponential reverberant tail.
+
+    Power ``P`` becomes ``P + g * sum_{k >= 1} exp(-k / frames) P[t - k]`` (one-pole filter
+    along time, :func:`scipy.signal.lfilter`), ``g`` being ``gain_db`` in power. Cells at the
+    floor (``floored``) count as silence, not as the floor's power, so padding stays silent
+    until a tail reaches it."""
+    from scipy.signal import lfilter
+
+    if not frames > 0:
+        raise ValueError(f"reverb e-folding time must be > 0 frames, got {frames}")
+    power = np.power(10.0, spec.astype(np.float64))
+    if floored is not None:
+        power[floored] = 0.0
+    a = np.exp(-1.0 / frames)
+    tail = lfilter([0.0, a], [1.0, -a], power, axis=1)  # sum_{k>=1} a^k P[t-k]
+    out = power + 10.0 ** (gain_db / 10.0) * tail
+    with np.errstate(divide="ignore"):
+        return np.log10(out)
 
 
 def warp_frequency(spec: np.ndarray, factor: float, *, floor: float) -> np.ndarray:
