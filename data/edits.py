@@ -286,8 +286,27 @@ def chain_to_json(chain) -> str:
     return json.dumps(_validate_chain(chain))
 
 
-def chain_from_json(text: str) -> list[dict]:
-    """Parse and validate a chain written by :func:`chain_to_json` (plain JSON, never eval)."""
+def chain_from_json(text: str, *, source: str | None = None) -> list[dict]:
+    """Parse and validate a chain written by :func:`chain_to_json` (plain JSON, never eval).
+
+    Args:
+      text: the JSON text (or bytes).
+      source: the file it came from (e.g. an upload's name); every error message starts with
+        its base name, ``"chain.json: edit 2: ..."``, so the user knows which file is wrong.
+    Raises:
+      ValueError: not JSON, too large, or not a valid chain; naming ``source`` when given.
+    """
+    try:
+        return _chain_from_json(text)
+    except ValueError as exc:
+        if source is None:
+            raise
+        from data.names import safe_basename
+
+        raise ValueError(f"{safe_basename(source)}: {exc}") from None
+
+
+def _chain_from_json(text: str) -> list[dict]:
     size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
     if size > MAX_CHAIN_JSON_BYTES:
         raise ValueError(f"the edit chain is {size:,} bytes, over the {MAX_CHAIN_JSON_BYTES:,}-byte "

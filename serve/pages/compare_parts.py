@@ -31,6 +31,39 @@ def edit_label(edit: dict) -> str:
     return f"{edit['op']}({params})"
 
 
+def download_name(clip_name: str, chain: list[dict], suffix: str = ".wav", *,
+                  limit: int = 120) -> str:
+    """A file name for a download of the edited clip: the clip's stem and its edits, e.g.
+    ``three_theo_0_reverse_gain-db+6.wav`` (``three_theo_0_unedited.wav`` with no edits).
+
+    Only letters, digits and ``._+-`` are kept (a name from an upload is untrusted); past
+    ``limit`` characters the last edits are summarised as ``and-N-more``.
+
+    Args:
+      clip_name: the clip's display name (an upload's file name, a corpus item, ...).
+      chain: the validated edits, oldest first.
+      suffix: the file's extension (``".wav"``, ``".chain.json"``).
+    """
+    import re
+
+    def clean(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-._")
+
+    stem = clean(re.sub(r"\.(wav|flac|ogg|mp3)$", "", str(clip_name), flags=re.I))[:60] or "clip"
+    edits = [clean(e["op"] + "".join(f"-{k}{_fmt(k, v)}" for k, v in e.get("params", {}).items()))
+             for e in chain] or ["unedited"]
+    budget = limit - len(stem) - len(suffix) - 1
+    kept: list[str] = []
+    for i, part in enumerate(edits):
+        rest = len(edits) - i - 1
+        tail = f"_and-{rest}-more" if rest else ""
+        if len("_".join([*kept, part])) + len(tail) > budget:
+            kept.append(f"and-{len(edits) - i}-more")
+            break
+        kept.append(part)
+    return f"{stem}_{'_'.join(kept)}{suffix}"
+
+
 def chain_markdown(chain: list[dict]) -> str:
     """The chain as a numbered Markdown list (oldest edit first), or a hint when empty."""
     if not chain:

@@ -194,8 +194,31 @@ def load_projection(path) -> Layouts:
                    meta, {n: per[n]["quality"] for n in layers if "quality" in per.get(n, {})})
 
 
+QUALITY_NAMES = {  # metric key -> the name the table shows (in this order)
+    "trustworthiness": "trustworthiness", "continuity": "continuity",
+    "knn_preservation": "k-NN preservation", "distance_correlation": "distance correlation",
+    "mutual_information": "mutual information (nats)",
+    "procrustes_distance": "Procrustes distance"}
+
+
 def quality_frame(layouts: Layouts) -> pd.DataFrame:
-    """One row per layer of the quality metrics (rounded), for the metrics table."""
+    """One row per layer of the quality metrics (rounded), as data (see
+    :func:`quality_table` for the table the page shows)."""
     rows = [{"layer": n, **{k: round(float(v), 3) for k, v in layouts.quality.get(n, {}).items()
                             if k != "n"}} for n in layouts.layers]
     return pd.DataFrame(rows)
+
+
+def quality_table(layouts: Layouts) -> pd.DataFrame:
+    """The quality metrics (rounded to 3 decimals) for display: one row per metric, named in
+    full (:data:`QUALITY_NAMES`), and one column per layer.
+
+    Metrics as rows keep the table narrow: six metric names as column headers (one row per
+    layer) made it ~720 px wide in the page's 480 px column, so the names were cut off."""
+    present = {k for n in layouts.layers for k in layouts.quality.get(n, {})} - {"n"}
+    keys = [k for k in QUALITY_NAMES if k in present] + sorted(present - set(QUALITY_NAMES))
+    table = {"metric": [QUALITY_NAMES.get(k, k.replace("_", " ")) for k in keys]}
+    for n in layouts.layers:
+        q = layouts.quality.get(n, {})
+        table[n] = [round(float(q[k]), 3) if k in q else float("nan") for k in keys]
+    return pd.DataFrame(table)

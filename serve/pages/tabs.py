@@ -78,9 +78,10 @@ def _build_session(shared, tab, *, example):
                    active=names.index(wanted or names[0]), sizing_mode="stretch_width")
     tabs.param.watch(lambda event: show(names[event.new]), "active")
     session.tab_switcher = lambda name: setattr(tabs, "active", names.index(name))
-    template = _template_class()(
-        title="hearsight", sidebar=[sidebar], main=[tabs],
-        header_background="#1f2937", accent_base_color="#0e7490", sidebar_width=320)
+    from serve.design import template_style
+
+    template = _template_class()(title="hearsight", sidebar=[sidebar], main=[tabs],
+                                 sidebar_width=320, **template_style())
     return session, template
 
 

@@ -71,16 +71,46 @@ class UtteranceList:
         return True
 
     def open_in_inspect(self) -> bool:
-        """Hand the current utterance's file to the session and bring the Inspect tab up."""
+        """Hand the current utterance's file to the session and bring the Inspect tab up.
+
+        When the sidebar's corpus holds the utterance, it is opened through the sidebar's
+        picker (label, speaker and item set to it), so the picker shows what is open instead
+        of the item picked before; otherwise its file is loaded directly."""
         from pathlib import Path
 
         item = self.current_item
         if item is None:
             return False
-        ok = self.session.load_bytes(Path(item.path).read_bytes(), item.id, source="corpus")
+        before = self.session.clip
+        if self._pick_in_sidebar(item.id):
+            ok = self.session.clip is not before
+        else:
+            ok = self.session.load_bytes(Path(item.path).read_bytes(), item.id, source="corpus")
         if ok:
             self.session.show("Inspect")
         return ok
+
+    def _pick_in_sidebar(self, item_id: str) -> bool:
+        """Select ``item_id`` in the sidebar's corpus picker, which loads it; False when the
+        sidebar has no such item (another corpus, or no sidebar)."""
+        audio_in = getattr(self.session, "audio_in", None)
+        if audio_in is None:
+            return False
+        match = next((it for it in self.session.shared.corpus_items() if it.id == item_id), None)
+        if match is None:
+            return False
+        # Narrow the picker to the item's label and speaker (each refreshes the item options
+        # without loading anything), then choose it: choosing an item loads it.
+        audio_in.label.value = match.label if match.label in audio_in.label.options else "(any)"
+        speaker = match.speaker or "(any)"
+        audio_in.speaker.value = speaker if speaker in audio_in.speaker.options else "(any)"
+        if match not in audio_in.item.options.values():
+            return False
+        if audio_in.item.value == match:  # the refresh preselected it: load it as "Load item"
+            audio_in.pick.clicks += 1
+        else:
+            audio_in.item.value = match
+        return True
 
     def view(self):
         import panel as pn
