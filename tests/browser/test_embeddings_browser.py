@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 N_ITEMS = 250  # FSDD takes 0-4 of 5 speakers × 10 digits: the test split
 SELECTED_RE = re.compile(r"([\d,]+) selected")
@@ -79,6 +78,10 @@ def test_cloud_slider_selection_and_open_in_inspect(page, ui, tmp_path):
     assert m, item_id
     page.locator(".hs-emb-slider").scroll_into_view_if_needed()  # slider, caption and cloud
     ui.shot(page, tmp_path, "embeddings")
+    # Imported here, not at module level: without playwright the conftest's fixtures skip
+    # (or, where a browser is required, fail) this test instead of aborting the collection.
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     playing = page.locator(".hs-emb-playing").filter(has_text=item_id)
     for attempt in range(3):  # a click while Tabulator redraws its rows can be lost under load
         if "tabulator-selected" not in (rows.first.get_attribute("class") or ""):
