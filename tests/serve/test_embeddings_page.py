@@ -9,7 +9,6 @@ on disk, so the predictor is never run again.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
@@ -235,11 +234,11 @@ def test_a_second_page_reuses_the_store(page, shared, items):
 
 
 def test_a_precomputed_projection_file_is_served_without_forwarding(page, tmp_path, items):
-    from cli import project
+    from cli.main import main
 
     out = tmp_path / "proj.parquet"
-    project.run(argparse.Namespace(activations=str(page.store.path), method="pca", layers="all",
-                                   out=str(out), pivots=50, seed=0, quality_n=0, json=True))
+    assert main(["project", "--activations", str(page.store.path), "--method", "pca",
+                 "--out", str(out), "--quality-n", "0", "--json"]) == 0
     shared = FakeShared(items, projection_path=str(out))
     other = EmbeddingsPage(Session(shared))
     assert other.method.value == EL.FILE_METHOD
