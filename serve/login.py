@@ -19,6 +19,20 @@ from pathlib import Path
 from panel.auth import BasicAuthProvider, BasicLoginHandler
 
 MAX_TRACKED = 10_000  # addresses remembered at once (oldest forgotten first)
+# Panel's own files as this server serves them, relative to the login page (so a proxy's path
+# prefix is kept): its login page otherwise loads its logo and icon from cdn.holoviz.org,
+# which an offline machine cannot reach.
+LOCAL_PANEL_DIST = "./static/extensions/panel/"
+
+
+class _LocalAssets:
+    """A login template rendered with Panel's images from this server, not its CDN."""
+
+    def __init__(self, template):
+        self.template = template
+
+    def render(self, **variables):
+        return self.template.render(**{**variables, "PANEL_CDN": LOCAL_PANEL_DIST})
 
 
 class LoginLimiter:
@@ -129,5 +143,5 @@ class LimitedBasicAuth(BasicAuthProvider):
     @property
     def login_handler(self):
         self._handler._login_endpoint = self._login_endpoint
-        self._handler._login_template = self._login_template
+        self._handler._login_template = _LocalAssets(self._login_template)
         return self._handler
