@@ -5,7 +5,7 @@ Issue 22 measured ``hearsight project`` on 604,800 rows × 1000 dims × 6 layers
 of that shape (synthetic: 10 class centres in a 20-dimensional subspace, rotated into ``--dim``
 dimensions differently for every layer, plus noise; one Parquet part per 65,536 rows), then
 runs ``hearsight project`` on it in a fresh Python process per setting and reads that process's
-own peak resident memory (``ru_maxrss``), next to two reference sizes: one layer's matrix
+own peak resident memory (``VmHWM``; ``ru_maxrss`` would carry over the writer's peak), next to two reference sizes: one layer's matrix
 (the floor for an in-memory layout) and all layers' matrices (what the old path held).
 
     python3 benchmarks/project_memory.py [--rows 604800 --dim 1000 --layers 6]
@@ -37,13 +37,14 @@ CHUNK = 65_536
 RANK, CLASSES = 20, 10
 
 _CHILD = """
-import json, resource, sys, time
+import json, re, sys, time
 sys.path.insert(0, {root!r})
 from cli.main import main
 t = time.perf_counter()
 rc = main({argv!r})
-print(json.dumps({{"rc": rc, "wall_s": time.perf_counter() - t,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak across exec)
+hwm = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
+print(json.dumps({{"rc": rc, "wall_s": time.perf_counter() - t, "peak_mb": hwm / 1024}}))
 """
 
 
