@@ -51,6 +51,68 @@ def layer_image(act: np.ndarray, kind: str, channel: int | None = None) -> np.nd
     raise ValueError(f"a {kind!r} layer of shape {a.shape} has no time axis to draw")
 
 
+# A map whose values differ by less than this fraction of their magnitude carries nothing to
+# see or hear: a dead ReLU filter is exactly 0 everywhere, a filter whose weights are all zero
+# is its bias everywhere. Relative, so that a model with tiny activations is not called silent.
+SILENT_RTOL = 1e-6
+
+
+def is_silent(image: np.ndarray) -> bool:
+    """True when ``image`` (any shape: a filter's ``(freq, time)`` map, a layer's
+    ``(dim, time)``) is constant — all zero for a filter that never fires on this clip —
+    to :data:`SILENT_RTOL` of its magnitude."""
+    a = np.asarray(image, np.float64)
+    if a.size == 0:
+        return True
+    lo, hi = float(np.min(a)), float(np.max(a))
+    return hi - lo <= SILENT_RTOL * max(abs(lo), abs(hi))
+
+
+def channel_activity(act: np.ndarray) -> np.ndarray:
+    """Activity ``(channels,)`` of every channel of one ``(freq, time, channels)`` map (or a
+    ``(time, channels)`` layer): its mean absolute activation (a ReLU map's mean, its energy
+    per cell), with silent channels (:func:`is_silent`) at −1 so that they rank below every
+    live one — a constant map is the filter's bias, not a response to the clip."""
+    a = np.asarray(act, np.float64)
+    if a.ndim < 2:
+        raise ValueError(f"channel activity needs (..., channels) activations, got {a.shape}")
+    flat = a.reshape(-1, a.shape[-1])
+    score = np.abs(flat).mean(axis=0)
+    span = flat.max(axis=0) - flat.min(axis=0)
+    size = np.maximum(np.abs(flat.max(axis=0)), np.abs(flat.min(axis=0)))
+    return np.where(span <= SILENT_RTOL * size, -1.0, score)
+
+
+def most_active_channel(act: np.ndarray) -> int:
+    """The channel of ``act`` ``(freq, time, channels)`` with the largest
+    :func:`channel_activity`: a live filter whenever the layer has one (else channel 0)."""
+    return int(np.argmax(channel_activity(act)))
+
+
+def most_changed_channel(act_a: np.ndarray, act_b: np.ndarray) -> int:
+    """The channel whose map changed most from ``act_a`` to ``act_b`` (both
+    ``(freq, time, channels)``): largest mean ``|b − a|``; when nothing changed (no edits
+    yet), the most active channel of ``act_b``."""
+    a, b = np.asarray(act_a, np.float64), np.asarray(act_b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"activations to compare differ in shape: {a.shape} vs {b.shape}")
+    change = np.abs(b - a).reshape(-1, a.shape[-1]).mean(axis=0)
+    return int(np.argmax(change)) if change.max() > 0 else most_active_channel(b)
+
+
+def silent_note(what: str, image: np.ndarray, *, noun: str = "filter",
+                best: int | None = None) -> str:
+    """The HTML line shown instead of a blank map: ``what`` (already escaped, e.g.
+    ``"<b>conv1 · 0</b>"``) is a silent ``noun`` for this clip, with its constant value and,
+    when given, the most active (live) channel ``best`` of its layer to pick instead."""
+    value = float(np.asarray(image).flat[0]) if np.size(image) else 0.0
+    line = (f"{what}: this {noun} is silent for this clip — every value is {value:.3g}, so "
+            "there is no map to draw and nothing to hear.")
+    if best is not None:
+        line += f" The most active filter of this layer for this clip is <b>{best}</b>."
+    return f'<span class="hs-silent">{line}</span>'
+
+
 def sonify(acts_map: np.ndarray, predictor, *, seed: int = 0) -> np.ndarray:
     """Audio ``(n_samples,)`` of one feature map ``(freq', time')``: the map stretched over the
     predictor's input picture and inverted by Griffin-Lim (``predictor.sonify_map``, see

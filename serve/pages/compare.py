@@ -17,7 +17,8 @@ import numpy as np
 import panel as pn
 
 from data.edits import EDIT_SCHEMAS, EditHistory, chain_from_json, chain_to_json, validate_edit
-from serve.analysis import layer_image, layer_kinds
+from serve.analysis import (is_silent, layer_image, layer_kinds, most_active_channel,
+                            most_changed_channel, silent_note)
 from serve.pages.compare_parts import (chain_markdown, difference_figure, distance_figure,
                                        edited_clip, filter_players, layer_figures, page_layout,
                                        param_widgets, prediction_lines, side_panes)
@@ -33,6 +34,9 @@ class ComparePage:
         self.distances: dict[str, dict[str, float]] = {}
         self._lock = threading.RLock()
         self._syncing = False  # True while the selects are refilled: their watchers skip
+        # The filter the user picked for the difference map (layer, channel); until then
+        # each redraw shows the layer's most changed filter (filter 0 was often a dead one).
+        self._picked: tuple[str, int] | None = None
         self._build_editor()
         self._build_views()
         session.on_clip(self._on_clip)
@@ -87,7 +91,7 @@ class ComparePage:
         self.distance_view = pn.Column(sizing_mode="stretch_width",
                                        css_classes=["hs-compare-distance"])
         self.layer_select.param.watch(lambda e: self._on_select(self._show_maps), "value")
-        self.channel_select.param.watch(lambda e: self._on_select(self._show_diff), "value")
+        self.channel_select.param.watch(self._on_channel, "value")
         self.listen_button.on_click(lambda _: self._locked(self._listen))
 
     def _show_params(self, op: str) -> None:
@@ -107,6 +111,19 @@ class ComparePage:
         with self._lock:  # a refill (which holds the lock) redraws once itself
             if not self._syncing:
                 redraw()
+
+    def _on_channel(self, event) -> None:
+        with self._lock:
+            if not self._syncing:
+                if event.new is not None:
+                    self._picked = (self.layer_select.value, event.new)
+                self._show_diff()
+
+    def default_channel(self, layer: str) -> int:
+        """The filter of conv ``layer`` whose difference map is shown until the user picks
+        one: the most changed by the edits, the most active one while nothing changed
+        (:func:`serve.analysis.most_changed_channel`)."""
+        return most_changed_channel(self.analysis_a.acts[layer], self.analysis_b.acts[layer])
 
     def _refill(self, select, options: list, value) -> None:
         # Not param.discard_events: it also drops the sync to the browser's model.
@@ -274,8 +291,14 @@ class ComparePage:
         # Only a conv map has filters to pick; a time / sequence layer is compared and heard
         # whole, a vector has nothing to hear.
         n_ch = self.analysis_b.acts[layer].shape[2] if kind == "freq_time" else 0
-        keep = self.channel_select.value if self.channel_select.value in range(n_ch) else 0
-        self._refill(self.channel_select, list(range(n_ch)), keep if n_ch else None)
+        picked = self._picked if self._picked is not None and self._picked[0] == layer else None
+        if not n_ch:
+            value = None
+        elif picked is not None and picked[1] in range(n_ch):
+            value = picked[1]
+        else:
+            value = self.default_channel(layer)
+        self._refill(self.channel_select, list(range(n_ch)), value)
         self.channel_select.disabled = not n_ch
         self.listen_button.disabled = kind == "vector"
         self.listen_button.name = ("Listen to this filter (both)" if n_ch else
@@ -306,12 +329,29 @@ class ComparePage:
         else:
             what = layer
         pair = self._fmaps() or (self.analysis_a.acts[layer], self.analysis_b.acts[layer])
+        if kind != "vector" and all(is_silent(m) for m in pair):
+            self.diff_view.objects = [pn.pane.Markdown(self._silent_text(layer, kind, pair[1]),
+                                                       css_classes=["hs-compare-silent"])]
+            return
         self.diff_view.objects = [pn.pane.Bokeh(difference_figure(
             *pair, title=f"{what}: edited − original"))]
 
+    def _silent_text(self, layer: str, kind: str, fmap) -> str:
+        """The line shown instead of a flat difference map: the chosen filter (or layer) is
+        silent for the original and the edited clip."""
+        from serve.text import esc
+
+        if kind != "freq_time":
+            return silent_note(f"<b>{esc(layer)}</b>", fmap, noun="layer") + " (original and edited)"
+        ch, acts = self.channel_select.value, self.analysis_b.acts[layer]
+        best = most_active_channel(acts)
+        live = best != ch and not is_silent(acts[:, :, best])
+        return (silent_note(f"<b>{esc(layer)} · filter {ch}</b>", fmap, best=best if live else None)
+                + " (original and edited)")
+
     def _listen(self) -> None:
         maps = self._fmaps()
-        if maps is None:
+        if maps is None or all(is_silent(m) for m in maps):  # silent: the page says so
             return
         self.diff_view.objects = [*self.diff_view.objects[:1],
                                   pn.Row(*filter_players(maps, self.predictor))]

@@ -10,7 +10,8 @@ from functools import partial
 import numpy as np
 import panel as pn
 
-from serve.analysis import layer_image, layer_kinds, picture_axes, picture_range, sonify
+from serve.analysis import (is_silent, layer_image, layer_kinds, most_active_channel,
+                            picture_axes, picture_range, silent_note, sonify)
 from serve.config import FEATURE_MAP_AUDIO_ITERS
 from serve.jobs import one_walk
 from serve.text import esc, live_text
@@ -65,6 +66,11 @@ class InspectPage:
         self.analysis = None
         self._figs: dict = {}          # figures of the current clip, refreshed in place
         self._filter_fig = self._filter_text = self._filter_audio = self._filter_for = None
+        self._filter_pane = None
+        # The filter the user picked (menu or tap), kept for every later clip; until then the
+        # page shows the most active filter of each clip (a dead filter 0 drew a flat map).
+        self._picked: tuple | None = None
+        self._auto = False  # True while the page itself sets the menu: its watcher skips
         self._kinds: dict[str, str] = {}  # layer -> kind, the same for every clip of a model
         self.filter_select.param.watch(self._on_filter, "value")
         session.on_clip(self._on_clip)
@@ -75,19 +81,49 @@ class InspectPage:
         from serve.jobs import session_runner
 
         a = self.session.analyse(clip.wave)
+        choice = self.choice_for(a)
         # The chosen filter's sound (Griffin-Lim, ~10 ms) is made here, in Panel's worker
         # thread, so the event loop every session shares only swaps data.
-        sound = self._filter_sound(a, self.filter_select.value)
+        sound = self._filter_sound(a, choice)
         # Figures are changed in place, which a served page must do on the document's event
         # loop: changes made from Panel's callback threads reach the browser only for the
         # models Panel manages (header, panes), not for a figure's column data.
-        session_runner(self.session).push(partial(self._show_clip, clip, a, sound))
+        session_runner(self.session).push(partial(self._show_clip, clip, a, sound, choice))
 
     def kinds(self, a) -> dict[str, str]:
         """``{layer: kind}`` of analysis ``a`` (:func:`serve.analysis.layer_kinds`)."""
         if set(self._kinds) - set(a.acts) or not self._kinds:
             self._kinds = layer_kinds(self.predictor, a.acts)
         return self._kinds
+
+    def choice_for(self, a) -> tuple | None:
+        """``(layer, channel)`` to show for analysis ``a``: the user's pick when ``a`` has it,
+        else the most active filter (:func:`serve.analysis.most_active_channel`) of the
+        layer on show (the first layer at first); ``(layer, None)`` for a layer without
+        channels to pick. None for a model without layers."""
+        kinds = self.kinds(a)
+        pick = self._picked
+        if pick is not None and pick[0] in kinds and (
+                pick[1] is None or pick[1] < a.acts[pick[0]].shape[-1]):
+            return tuple(pick)
+        current = self.filter_select.value
+        layer = current[0] if current is not None and current[0] in kinds else next(iter(kinds),
+                                                                                    None)
+        if layer is None:
+            return None
+        if kinds[layer] == "freq_time":
+            return (layer, most_active_channel(a.acts[layer]))
+        return (layer, None)
+
+    def _select(self, value, options=None) -> None:
+        """Set the filter menu (and its ``options``) without its watcher drawing again: the
+        caller shows the filter."""
+        update = {"value": value} if options is None else {"options": options, "value": value}
+        self._auto = True
+        try:
+            self.filter_select.param.update(**update)
+        finally:
+            self._auto = False
 
     def _filter_sound(self, a, choice):
         """``(a, choice, audio)``: the sonification of ``choice = (layer, channel)`` of analysis
@@ -99,9 +135,11 @@ class InspectPage:
         if kind not in ("freq_time", "time", "sequence"):
             return None
         image = layer_image(a.acts[choice[0]], kind, choice[1])
+        if is_silent(image):  # nothing to hear: the page says so instead
+            return None
         return a, tuple(choice), sonify(image, self.predictor)
 
-    def _show_clip(self, clip, a, sound=None) -> None:
+    def _show_clip(self, clip, a, sound=None, choice=None) -> None:
         if self.session.clip is not clip:  # a newer clip came in meanwhile: it will be shown
             return
         self.analysis = a
@@ -116,11 +154,14 @@ class InspectPage:
             self._figs = {}
             with one_walk():
                 self._build_signal(clip, a)
-                self._build_maps(a)
+                self._build_maps(a, choice)
                 self._build_dense(a)
-        current = self.filter_select.value  # keep the chosen filter, now for this clip
-        if current is not None and current[0] in a.acts and self._filter_for is not a:
-            self._show_filter(*current, sound=sound)
+        if choice is None:
+            choice = self.choice_for(a)
+        if choice is not None and choice[0] in a.acts and self._filter_for is not a:
+            if self.filter_select.value != choice:
+                self._select(choice)
+            self._show_filter(*choice, sound=sound)
 
     def _refresh(self, clip, a) -> bool:
         from viz.featuremaps import mosaic
@@ -174,7 +215,7 @@ class InspectPage:
         self.signal.objects = [pn.pane.Bokeh(self._figs["wave"]), pn.pane.Bokeh(self._figs["spec"])]
         self.probs.objects = [pn.pane.Bokeh(self._figs["probs"])]
 
-    def _build_maps(self, a) -> None:
+    def _build_maps(self, a, choice=None) -> None:
         cards, options, kinds = [], {}, self.kinds(a)
         for layer, kind in kinds.items():
             acts = a.acts[layer]
@@ -195,7 +236,10 @@ class InspectPage:
         self.maps.objects = [pn.pane.Markdown(heading),
                              pn.GridBox(*cards, ncols=2, sizing_mode="stretch_width")]
         if options != self.filter_select.options:
-            self.filter_select.options = options  # selects the first filter, which is then shown
+            # Options and value together: options alone select the first filter (served) or
+            # none (no browser yet), and filter 0 was often a dead one.
+            value = choice if choice in options.values() else self.choice_for(a)
+            self._select(value, options=options)
 
     def _mosaic_card(self, layer: str, acts: np.ndarray):
         from viz.featuremaps import feature_map_mosaic
@@ -230,6 +274,10 @@ class InspectPage:
         from serve.jobs import session_runner
 
         a = self.analysis
+        if self._auto:  # the page set it and shows it itself
+            return
+        if event.new is not None:
+            self._picked = tuple(event.new)
         if event.new is not None and a is not None:
             session_runner(self.session).push(partial(
                 self._show_filter, *event.new, sound=self._filter_sound(a, event.new)))
@@ -248,6 +296,9 @@ class InspectPage:
             self._show_vector(layer, a.acts[layer])
             return
         fmap = layer_image(a.acts[layer], kind, channel)
+        if is_silent(fmap):
+            self._show_silent(layer, kind, channel, fmap, a)
+            return
         audio = None
         if sound is not None and sound[0] is a and sound[1] == (layer, channel):
             audio = sound[2]
@@ -262,20 +313,42 @@ class InspectPage:
         fig = self._filter_fig
         if fig is not None and refresh_image(fig, fmap, title=title, value_range=_span(fmap)):
             self._filter_text.value, self._filter_audio.object = text, audio
+            live = [self._filter_pane, self._filter_text, self._filter_audio]
+            if self.filter_view.objects != live:  # back from a silent filter's note
+                self.filter_view.objects = live
             return
         self._filter_fig = spectrogram_plot(fmap, sample_rate=None, title=title,
                                             palette="Viridis256", height=260,
                                             value_label="activation")
+        self._filter_pane = pn.pane.Bokeh(self._filter_fig)
         self._filter_text = live_text(text, css_class="hs-filter-text")
         self._filter_audio = pn.pane.Audio(audio, sample_rate=self.predictor.sample_rate,
                                            name="filter-audio", css_classes=["hs-filter-audio"])
-        self.filter_view.objects = [pn.pane.Bokeh(self._filter_fig), self._filter_text,
-                                    self._filter_audio]
+        self.filter_view.objects = [self._filter_pane, self._filter_text, self._filter_audio]
+
+    def _show_silent(self, layer: str, kind: str, channel: int | None, fmap, a) -> None:
+        """Say that ``(layer, channel)`` is silent for this clip instead of drawing a flat
+        map and playing silence; name the layer's most active filter when it has a live one."""
+        if kind == "freq_time":
+            best = most_active_channel(a.acts[layer])
+            live = not is_silent(a.acts[layer][:, :, best])
+            text = silent_note(f"<b>{esc(layer)} · {channel}</b>", fmap,
+                               best=best if live and best != channel else None)
+        else:
+            text = silent_note(f"<b>{esc(layer)}</b>", fmap, noun="layer")
+        # The figure and player are kept (out of the page) for the next live filter. Not
+        # hidden with ``visible``: a Bokeh pane hidden on a served page stayed hidden when
+        # made visible again (its figure's own visibility synced back).
+        if self._filter_text is None or self._filter_fig is None:
+            self._filter_text = live_text(text, css_class="hs-filter-text")
+        self._filter_text.value = text
+        self.filter_view.objects = [self._filter_text]
 
     def _show_vector(self, layer: str, acts: np.ndarray) -> None:
         from viz.plots import dense_activation_bars
 
-        self._filter_fig = self._filter_audio = None  # the next map builds its figure anew
+        # The next map builds its figure anew.
+        self._filter_fig = self._filter_audio = self._filter_pane = None
         self._filter_text = live_text(f"<b>{esc(layer)}</b> is a vector ({acts.shape[0]} units): "
                                       "no time axis, nothing to play.",
                                       css_class="hs-filter-text")

@@ -26,6 +26,7 @@ import io
 import threading
 from functools import partial
 
+import jax
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource
@@ -33,8 +34,9 @@ from bokeh.models import ColumnDataSource
 from engine.ablation import class_probs
 from serve.jobs import JobError, one_walk, session_runner
 from serve.pages.input_space import hear, input_space, picture_figure, picture_of, same_input
-from serve.pages.maximise_parts import (CLASS_SCORES, PRIOR_HINT, layer_shapes, npz_bytes,
-                                        setup_run)
+from serve.pages.maximise_parts import (CLASS_SCORES, PRIOR_HINT, layer_shapes, live_index,
+                                        npz_bytes, setup_run, start_objective,
+                                        target_shortfall)
 from serve.text import esc, live_text
 
 MODES = {"noise-to-class": "noise", "class-to-class (current clip)": "clip"}
@@ -93,8 +95,9 @@ class MaximisePage:
         self.seed = w.IntInput(name="Seed", value=0, start=0)
         self.run_button = w.Button(name="Run", button_type="primary", css_classes=["hs-actmax-run"])
         self.stop_button = w.Button(name="Stop", disabled=True, css_classes=["hs-actmax-stop"])
+        self._index_from = ""  # the layer note's line on where the index came from
         self.kind.param.watch(self._on_kind, "value")
-        self.layer.param.watch(lambda e: self._show_layer_note(), "value")
+        self.layer.param.watch(self._on_layer, "value")
         self.use_prior.param.watch(lambda e: setattr(self.lr, "value", 0.1 if e.new else 0.01),
                                    "value")
         self.run_button.on_click(lambda _: self.run())
@@ -103,7 +106,43 @@ class MaximisePage:
     def _on_kind(self, event) -> None:
         self.cls.visible = self.score.visible = event.new == "class"
         self.layer.visible = self.index.visible = event.new != "class"
+        self._set_live_index()
         self._show_layer_note()
+
+    def _on_layer(self, event) -> None:
+        self._set_live_index()
+        self._show_layer_note()
+
+    def _reference_acts(self) -> tuple[dict, str]:
+        """``({layer: activation of one example}, what it is of)``: the current clip's (its
+        cached analysis), else one seeded noise start's, as a noise-to-class run begins."""
+        clip = self.session.clip
+        if clip is not None:
+            return self.session.analyse(clip.wave).acts, "the current clip"
+        from engine.actmax import noise_start
+
+        x = noise_start(jax.random.PRNGKey(0), 1, self.space.shape, sigma=self.space.sigmas[0],
+                        mean=self.space.noise_mean)
+        _, acts = self.predictor.run(np.asarray(x))
+        return {k: np.asarray(v)[0] for k, v in acts.items()}, "a noise start"
+
+    def _set_live_index(self) -> None:
+        """Start a unit / channel target on a live one (index 0 was often a dead filter that
+        no step can raise): the most active channel, or the largest unit, of the layer for the
+        current clip (a noise start before any clip)."""
+        name = self.layer.value
+        self._index_from = ""
+        if self.kind.value == "class" or name not in self.layers:
+            return
+        try:
+            acts, source = self._reference_acts()
+        except Exception as exc:  # noqa: BLE001 - a default must never break the page
+            self.session.error(f"Could not find a live {self.kind.value}: {exc}")
+            return
+        if name in acts:
+            self.index.value = live_index(acts[name], self.kind.value)
+            what = "channel" if self.kind.value == "channel" else "unit"
+            self._index_from = f" · index {self.index.value}: the most active {what} on {source}"
 
     def _show_layer_note(self) -> None:
         """What an index means for the chosen layer: its kind, shape and what a channel is."""
@@ -118,7 +157,8 @@ class MaximisePage:
         over = {"freq_time": "frequency and time", "time": "time", "sequence": "time"}.get(kind)
         what = (f"channel: one index below {shape[-1]} (mean over {over}); " if over else "")
         self.layer_note.object = (f"`{name}`: {kind} {' × '.join(map(str, shape))} · {what}"
-                                  f"unit: {len(shape)} index(es)")
+                                  f"unit: {len(shape)} index(es)"
+                                  + self._index_from)
         self.layer_note.visible = True
 
     def _build_views(self) -> None:
@@ -144,6 +184,7 @@ class MaximisePage:
         self.probs = pn.Column(pn.pane.Bokeh(self._figs[1]), sizing_mode="stretch_width",
                                css_classes=["hs-actmax-probs"], visible=False)
         self.verdict = live_text("", css_class="hs-actmax-verdict")
+        self.shortfall = live_text("", css_class="hs-actmax-not-reached", visible=False)
         self.audio = pn.pane.Audio(None, sample_rate=self.space.sample_rate, visible=False,
                                    css_classes=["hs-actmax-audio"])
         self.wav_download = pn.widgets.FileDownload(
@@ -202,10 +243,15 @@ class MaximisePage:
         self.run_button.disabled, self.stop_button.disabled = running, not running
         if running:
             self.verdict.value, self.audio.visible = "", False
+            self.shortfall.value, self.shortfall.visible = "", False
             self.wav_download.disabled = self.npz_download.disabled = True
 
     def _steps(self, init, step, x0, key, job):
         state, n = init(x0, key=key), self.result["cfg"]["steps"]
+        cfg = self.result["cfg"]
+        if cfg["kind"] != "class":  # to tell at the end whether the target rose at all
+            self.result["start"] = start_objective(cfg, x0, predictor=self.predictor,
+                                                   prior=self.prior, layers=self.layers)
         for i in range(n):
             state, metrics = step(state)
             values = np.asarray(metrics["objective"])
@@ -291,7 +337,13 @@ class MaximisePage:
         wave = hear(self.predictor, x, seed=0)
         own = class_probs(self.predictor.acts_fn, x)
         sep = None if self.separate is None else class_probs(self.separate.acts_fn, x)
-        self.result.update(wave=wave, own=own, separate=sep, status=job.status)
+        start = self.result.get("start")
+        shortfall = target_shortfall(
+            self.result["cfg"], self.labels, own,
+            start_best=None if start is None else float(np.max(start)),
+            final_best=float(np.max(self.result["history"][-1])))
+        self.result.update(wave=wave, own=own, separate=sep, status=job.status,
+                           shortfall=shortfall)
         self.runner.push(partial(self._show_result, job.status))
 
     def _show_result(self, status: str) -> None:
@@ -302,6 +354,8 @@ class MaximisePage:
                                                 if r["separate"] is not None else
                                                 "<i>not loaded</i> (serve with a second model)"))
         self.verdict.value = "<br>".join(lines)
+        self.shortfall.value = r["shortfall"] or ""
+        self.shortfall.visible = r["shortfall"] is not None
         self.audio.object, self.audio.visible = np.clip(r["wave"], -0.99, 0.99), True
         self.wav_download.disabled = self.npz_download.disabled = False
         self._set_running(False)
@@ -329,7 +383,7 @@ class MaximisePage:
                              pn.Row(self.run_button, self.stop_button), width=320)
         # Stacked: side by side, the spectrogram was squeezed until its tick labels overlapped.
         results = pn.Column(self.step_md, self.curve, self.spec, self.probs,
-                            self.verdict, self.audio,
+                            self.verdict, self.shortfall, self.audio,
                             pn.Row(self.wav_download, self.npz_download),
                             sizing_mode="stretch_width")
         return pn.Row(controls, results, sizing_mode="stretch_width")

@@ -20,10 +20,15 @@ import numpy as np
 
 from engine import actmax
 from engine import objectives as obj
+from serve.analysis import most_active_channel
 from serve.pages.input_space import InputSpace, input_space
+from serve.text import esc
 
 PRIOR_HINT = ("No decoder prior is loaded. Train one with: "
               "`hearsight train --arch spectrogram_ae ...` and serve it alongside the model.")
+# A class target counts as reached when, judged by the own classifier at the end of the run,
+# it is the top class AND has at least this probability; below that the page warns.
+TARGET_REACHED_PROB = 0.5
 NO_PRIOR_NOTE = ("A decoder prior exists only for hearsight's own features; this model's input "
                  "is optimised directly.")
 
@@ -46,6 +51,17 @@ def parse_index(text: str) -> tuple[int, ...]:
     if not idx or min(idx) < 0:
         raise ValueError(f"index {text!r} must be one or more non-negative integers")
     return idx
+
+
+def live_index(act: np.ndarray, kind: str) -> str:
+    """The index text a ``"channel"`` or ``"unit"`` target of a layer starts with, from one
+    example's activation ``act`` (per-example shape): the most active channel
+    (:func:`serve.analysis.most_active_channel`; a dead channel 0 never rises), or the
+    position of the layer's largest activation."""
+    a = np.asarray(act)
+    if kind == "channel":
+        return str(most_active_channel(a)) if a.ndim >= 2 else "0"
+    return ",".join(str(int(i)) for i in np.unravel_index(int(np.argmax(a)), a.shape))
 
 
 CLASS_SCORES = {"probability": obj.class_prob, "logit": obj.class_logit}
@@ -127,6 +143,45 @@ def setup_run(cfg: dict, *, predictor, params=None, prior, layers, session):
     key_start, key_run = jax.random.split(jax.random.PRNGKey(cfg["seed"]))
     starts = start_inputs(cfg, key_start, space=space, prior=prior, session=session)
     return init, step, starts, key_run, target
+
+
+def start_objective(cfg: dict, starts: jax.Array, *, predictor, prior,
+                    layers: dict[str, tuple[int, ...]]) -> np.ndarray:
+    """The objective ``(n,)`` of the run's ``starts`` before any step (decoded with the
+    ``prior`` in latent space, clipped to the input's box otherwise), to tell whether a
+    unit or channel target rose over the run."""
+    objective = build_objective(cfg, layers)
+    x = prior.decode_fn(starts) if cfg["prior"] else jnp.clip(starts,
+                                                              *input_space(predictor).box)
+    logits, acts = predictor.acts_fn(jnp.asarray(x, jnp.float32))
+    return np.asarray(objective(logits, acts))
+
+
+def target_shortfall(cfg: dict, labels: list[str], own: np.ndarray, *,
+                     start_best: float | None = None,
+                     final_best: float | None = None) -> str | None:
+    """The warning (HTML) of a run that did not reach its target, or None when it did.
+
+    A class target is reached when the own classifier's probabilities ``own`` of the best
+    input have it on top with at least :data:`TARGET_REACHED_PROB`; a unit or channel
+    target when the best start's objective ``final_best`` ended above ``start_best``
+    (before the first step)."""
+    if cfg["kind"] == "class":
+        target, top = int(cfg["cls"]), int(np.argmax(own))
+        if top == target and own[target] >= TARGET_REACHED_PROB:
+            return None
+        why = (f"it is not the top class ({esc(labels[top])} has {own[top]:.1%})" if top != target
+               else f"it is below {TARGET_REACHED_PROB:.0%}")
+        return (f"⚠ Target not reached: <b>{esc(labels[target])}</b> ended at "
+                f"<b>{own[target]:.1%}</b> — {why}. A class target counts as reached when it "
+                f"is the top class with at least {TARGET_REACHED_PROB:.0%}. Try more steps, a "
+                "larger learning rate or more starts.")
+    if start_best is None or final_best is None or final_best > start_best:
+        return None
+    what = esc(f"{cfg['kind']} {cfg['layer']}[{cfg['index']}]")
+    return (f"⚠ Target not reached: <b>{what}</b> ended at <b>{final_best:.4g}</b>, not above "
+            f"its start ({start_best:.4g}) — the activation did not rise. A silent unit or "
+            "channel has no gradient; pick a live one or change the settings.")
 
 
 _MAXIMISERS: OrderedDict = OrderedDict()
