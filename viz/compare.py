@@ -114,6 +114,9 @@ def activation_distance_chart(layers: Sequence[str], cosine: Sequence[float],
         fig.add_layout(Label(x=10, y=40, x_units="screen", y_units="screen",
                              text="original and edited activations are identical in every "
                                   "layer", text_font_size="11pt", text_color="#444444"))
-    fig.legend.location = "top_left"
-    fig.legend.click_policy = "hide"
+    # Below the frame: inside it, the legend covered the first layers' markers.
+    legend = fig.legend[0]
+    fig.center.remove(legend)
+    legend.update(orientation="horizontal", click_policy="hide", margin=4, padding=4)
+    fig.add_layout(legend, "below")
     return fig

@@ -96,3 +96,10 @@ def test_faithfulness_legend_is_outside_the_plot_frame():
     (legend,) = [r for r in fig.below if isinstance(r, Legend)]
     assert len(legend.items) == 4 and legend.click_policy == "hide"
     assert fig.height == 300 + 2 * 22  # two rows of two entries: the frame keeps 300 px
+
+
+def test_distance_chart_legend_is_below_the_markers():
+    fig = activation_distance_chart(["conv1", "conv2"], [0.1, 0.2], [0.3, 0.4])
+    assert not any(isinstance(r, Legend) for r in fig.center)
+    (legend,) = [r for r in fig.below if isinstance(r, Legend)]
+    assert [i.label["value"] for i in legend.items] == ["cosine distance", "relative L2"]
