@@ -36,8 +36,8 @@ from flax import nnx
 from models.architectures import DdevisCNN, FrameMLP, SoomroCNN, call_with_intermediates
 from models.autoencoder import SpectrogramAE
 
-__all__ = ["ARCHITECTURES", "DEFAULT_FEATURES", "build_model", "call_with_intermediates",
-           "resolve_factory"]
+__all__ = ["ARCHITECTURES", "DEFAULT_FEATURES", "arch_help", "build_model",
+           "call_with_intermediates", "resolve_factory"]
 
 Factory = Callable[..., nnx.Module]
 
@@ -73,6 +73,25 @@ DEFAULT_FEATURES: dict[str, str] = {
     "frame_mlp": "logmel",
     "spectrogram_ae": "logmel",
 }
+
+# One line each for ``hearsight train --help``: what a registered architecture is.
+DESCRIPTIONS: dict[str, str] = {
+    "ddevis_cnn": "the d-DeVIS CNN",
+    "soomro_cnn": "the Soomro et al. CNN, the default model's",
+    "frame_mlp": "a per-frame MLP on context windows",
+    "spectrogram_ae": "the decoder prior, a spectrogram autoencoder (reconstruction loss)",
+}
+
+
+def arch_help() -> str:
+    """Help text of an ``--arch`` option: every registered architecture (with its default
+    features), then the bring-your-own entry point form. Built from :data:`ARCHITECTURES`, so
+    a newly registered name is listed without touching the CLI."""
+    names = " | ".join(ARCHITECTURES)
+    details = "; ".join(f"{name}: {DESCRIPTIONS.get(name, 'registered architecture')} "
+                        f"({DEFAULT_FEATURES.get(name, 'stft')} features)" for name in ARCHITECTURES)
+    return f"{names} | package.module:factory — {details}"
+
 
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
