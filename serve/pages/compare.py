@@ -20,7 +20,7 @@ from data.edits import EDIT_SCHEMAS, EditHistory, chain_from_json, chain_to_json
 from serve.analysis import (is_silent, layer_image, layer_kinds, most_active_channel,
                             most_changed_channel, silent_note)
 from serve.pages.compare_parts import (chain_markdown, difference_figure, distance_figure,
-                                       edited_clip, filter_players, layer_figures, page_layout,
+                                       download_name, edited_clip, filter_players, layer_figures, page_layout,
                                        param_widgets, prediction_lines, side_panes)
 
 
@@ -173,7 +173,7 @@ class ComparePage:
         with self._lock:
             try:
                 text = data.decode("utf-8") if isinstance(data, bytes) else data
-                chain = chain_from_json(text)
+                chain = chain_from_json(text, source=self.chain_upload.filename or "edit chain")
             except (UnicodeDecodeError, ValueError) as exc:
                 self.session.error(f"Edit chain not loaded: {exc}")
                 return False
@@ -187,6 +187,13 @@ class ComparePage:
         self.chain_view.object = chain_markdown(self.history.chain)
         self.undo_button.disabled = not self.history.can_undo
         self.redo_button.disabled = not self.history.can_redo
+        self._name_downloads()
+
+    def _name_downloads(self) -> None:
+        """Downloads named after the clip and its edits (not all ``edited.wav``)."""
+        name = self.original.name if self.original is not None else "clip"
+        self.wav_download.filename = download_name(name, self.history.chain)
+        self.chain_download.filename = download_name(name, self.history.chain, ".chain.json")
 
     # -- downloads ---------------------------------------------------------------------
     def wav_file(self) -> io.BytesIO:
@@ -211,6 +218,7 @@ class ComparePage:
                                              self.predictor, tag="original")
             if not self._recompute(self.history.chain):
                 self._clear_edited()
+            self._name_downloads()
 
     def _clear_edited(self) -> None:
         self.edited = self.analysis_b = None

@@ -256,3 +256,13 @@ def test_edit_label_formats():
     assert edit_label({"op": "slice", "params": {"start_pct": 10.0, "end_pct": 90.5}}) \
         == "slice(start_pct=10, end_pct=90.5)"
     assert edit_label({"op": "reverse", "params": {}}) == "reverse()"
+
+
+def test_downloads_are_named_after_the_clip_and_edits_and_bad_chains_name_their_file(page):
+    assert page.wav_download.filename == "burst_unedited.wav"
+    _click(page, "reverse")
+    assert page.wav_download.filename == "burst_reverse.wav"
+    assert page.chain_download.filename == "burst_reverse.chain.json"
+    page.chain_upload.filename = "my_chain.json"
+    assert not page.load_chain(b"[{\"op\": \"echo\"}]")
+    assert "my_chain.json" in page.session.alert.object
