@@ -6,10 +6,12 @@ from cli.inputs import err, open_corpus_args
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a classifier on a corpus and checkpoint it")
+    p = sub.add_parser("train", help="train a classifier (or, with --arch spectrogram_ae, the "
+                                     "decoder prior) on a corpus and checkpoint it")
     p.add_argument("--corpus", required=True, help="corpus spec (see below)")
     p.add_argument("--arch", default="ddevis_cnn",
-                   help="ddevis_cnn | soomro_cnn | frame_mlp | package.module:factory")
+                   help="ddevis_cnn | soomro_cnn | frame_mlp | spectrogram_ae (the decoder prior "
+                        "for Maximise) | package.module:factory")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--features", default="", help="stft | logmel (default: the arch's own)")
     p.add_argument("--epochs", type=int, default=30)

@@ -100,7 +100,7 @@ def _check_arrays(x_train, t_train, x_valid, t_valid) -> None:
                          f"{x_valid.shape[1:]} differ in shape")
 
 
-def _run_epoch(train_step, carry, x, t, *, batch_size, rng, augment, bar):
+def _run_epoch(train_step, carry, x, t, *, batch_size, rng, augment, bar, classifier=True):
     n = len(x)
     n_batches = math.ceil(n / batch_size)
     order = rng.permutation(n)
@@ -113,7 +113,11 @@ def _run_epoch(train_step, carry, x, t, *, batch_size, rng, augment, bar):
         losses.append(float(loss))
         correct += float(c)
         bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}", acc=f"{correct / ((b + 1) * batch_size):.3f}")
+        if classifier:
+            bar.set_postfix(loss=f"{losses[-1]:.4f}",
+                            acc=f"{correct / ((b + 1) * batch_size):.3f}")
+        else:  # an autoencoder has no accuracy: its bar showed acc=0.000
+            bar.set_postfix(recon_mse=f"{losses[-1]:.4f}")
     return tuple(carry), float(np.mean(losses)), correct / (n_batches * batch_size)
 
 
@@ -147,7 +151,7 @@ def _epoch(steps, carry, epoch, data, *, classifier, batch_size, rng, augment, p
               disable=not progress, leave=False) as bar:
         carry, tr_loss, tr_acc = _run_epoch(train_step, carry, x_train, t_train,
                                             batch_size=batch_size, rng=rng, augment=augment,
-                                            bar=bar)
+                                            bar=bar, classifier=classifier)
     va_loss, va_acc = _evaluate_arrays(eval_step, carry[0], carry[1], x_valid, t_valid,
                                        batch_size)
     metrics = {"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc,

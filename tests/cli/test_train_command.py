@@ -20,3 +20,14 @@ def test_predict_on_a_system_folder_never_suggests_training_into_it(capsys):
     assert main(["predict", "--model", "/etc", "x.wav"]) == 2
     err = capsys.readouterr().err
     assert "--out /etc" not in err and "--out <new folder>" in err
+
+
+def test_train_help_lists_the_decoder_prior(capsys):
+    import pytest
+
+    from cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--help"])
+    assert exc.value.code == 0
+    assert "spectrogram_ae" in capsys.readouterr().out

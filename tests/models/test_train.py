@@ -102,3 +102,11 @@ def test_running_stats_equal_the_data_averages_with_dropout_off():
 def test_models_without_batch_norm_are_untouched():
     model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
     assert recalibrate_batch_norm(model, np.zeros((8, 3), np.float32)) == 0
+
+
+def test_an_autoencoders_progress_bar_shows_its_reconstruction_error(capsys):
+    x = -np.random.default_rng(4).uniform(0.5, 4.0, (32, 8, 8)).astype(np.float32)
+    ae = build_model("spectrogram_ae", n_classes=1, input_shape=(8, 8), seed=0)
+    train_autoencoder(ae, x[:24], x[24:], epochs=1, batch_size=8, progress=True)
+    err = capsys.readouterr().err
+    assert "recon_mse=" in err and "acc=" not in err  # it showed acc=0.000
