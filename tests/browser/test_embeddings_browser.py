@@ -45,11 +45,22 @@ def _move_slider_to_end(page) -> None:
 
 def _box_select_everything(page, ui) -> int:
     page.locator(".hs-emb-cloud [title='Box Select']").click()
-    frame = page.locator(".hs-emb-cloud .bk-Canvas").first.bounding_box()
-    page.mouse.move(frame["x"] + 45, frame["y"] + 35)
+    canvas = page.locator(".hs-emb-cloud .bk-Canvas").first
+    # The 800-pixel cloud is taller than the viewport below the controls: the drag must start
+    # and end on screen (mouse coordinates are the viewport's) and below the page's fixed
+    # header (a press there never reaches the canvas), so the cloud is scrolled to the bottom.
+    canvas.evaluate("(el) => el.scrollIntoView({block: 'end'})")
+    frame = canvas.bounding_box()
+    header = page.evaluate("() => Math.max(0, ...Array.from(document.querySelectorAll("
+                           "'#header, header, .bk-header')).map((e) => "
+                           "e.getBoundingClientRect().bottom))")
+    # A press on an axis starts no selection: the box starts inside the plot's frame, right of
+    # the y axis's tick labels (their width follows the layer's range) and below the title.
+    top = max(frame["y"] + 30, header) + 20
+    bottom = min(frame["y"] + frame["height"], page.viewport_size["height"]) - 50
+    page.mouse.move(frame["x"] + 90, top)
     page.mouse.down()
-    page.mouse.move(frame["x"] + frame["width"] - 35, frame["y"] + frame["height"] - 35,
-                    steps=10)
+    page.mouse.move(frame["x"] + frame["width"] - 50, bottom, steps=10)
     page.mouse.up()
     page.locator(".hs-emb-table-note").filter(has_text=SELECTED_RE).wait_for()
     text = ui.text(page, "hs-emb-table-note")
