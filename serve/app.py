@@ -11,6 +11,7 @@ import panel as pn
 
 from serve import priority  # noqa: F401 — its shared marks must exist before --procs forks
 from serve.config import LOOPBACK, THREADS, Limits
+from serve.ordered import install as install_ordered_pool
 
 
 class Shared:
@@ -240,7 +241,7 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
         shared = Shared(model_dir, limits, **options)
         arch, app = shared.predictor.arch, (lambda: build_session(shared))
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
-    pn.config.nthreads = THREADS
+    install_ordered_pool(THREADS)  # Panel's pool, keeping each session's events in order
     if not origins:
         origins = [f"{h}:{port}" for h in ("localhost", "127.0.0.1")]
     freeze_startup_objects()
