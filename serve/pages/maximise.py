@@ -81,13 +81,17 @@ class MaximisePage:
         # The prior is offered for hearsight's own features only (greyed out with the way to
         # train one when none is loaded); another model's input has none to offer.
         own = self.space.own_features
-        self.use_prior = w.Checkbox(name="Decoder prior (latent space)", value=False,
+        # On by default where a prior is loaded (the default model's is trained on first use):
+        # unconstrained inputs maximise a class with noise no person would call a word.
+        with_prior = self.prior is not None
+        self.use_prior = w.Checkbox(name="Decoder prior (latent space)", value=with_prior,
                                     disabled=self.prior is None, visible=own,
                                     css_classes=["hs-actmax-prior"])
         self.prior_note = pn.pane.Markdown(PRIOR_HINT if self.prior is None else "",
                                            visible=own and self.prior is None)
         self.steps = w.IntInput(name="Steps", value=20, start=1, end=2000)
-        self.lr = w.FloatInput(name="Learning rate", value=0.01, start=1e-5, end=10.0, step=0.01)
+        self.lr = w.FloatInput(name="Learning rate", value=0.1 if with_prior else 0.01,
+                               start=1e-5, end=10.0, step=0.01)
         self.starts = w.IntInput(name="Starts", value=8, start=1, end=1024)
         self.l2 = w.FloatInput(name="L2 weight", value=0.0, start=0.0)
         self.tv = w.FloatInput(name="TV weight", value=0.0, start=0.0)
