@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from cli.inputs import ensure_default_model
+from cli.inputs import ensure_default_model, err
 
 
 def add_parser(sub) -> None:
@@ -45,11 +45,13 @@ def add_parser(sub) -> None:
                         "architectures need nothing)")
     s.add_argument("--separate", default=None,
                    help="a second classifier (other seed) whose verdict the Maximise page shows")
-    s.add_argument("--prior", default=None, help="spectrogram_ae checkpoint: the decoder prior")
+    s.add_argument("--prior", default=None,
+                   help="spectrogram_ae checkpoint: the decoder prior (default: with the default "
+                        "model, its own prior, trained once on first use and cached)")
+    s.add_argument("--no-prior", action="store_true",
+                   help="serve the default model without its decoder prior (skips training it)")
     s.add_argument("--projection", default=None,
                    help="a projection .parquet from 'hearsight project' for the Embeddings page")
-    s.add_argument("--default-budget", type=float, default=90.0, metavar="SECONDS",
-                   help="seconds of training for the first-run default model (default 90)")
 
 
 def run(args):
@@ -60,8 +62,8 @@ def run(args):
     if args.model and is_contract_spec(args.model):
         model_dir = args.model
     else:
-        model_dir = Path(args.model) if args.model else ensure_default_model(
-            budget_s=args.default_budget)
+        model_dir = Path(args.model) if args.model else ensure_default_model()
+    prior = args.prior or default_prior(args, model_dir)
     corpus = getattr(args, "corpus", None)
     if corpus is None and is_contract_spec(model_dir):
         corpus = "synth:small"  # built in seconds; --corpus names a bigger one
@@ -71,11 +73,29 @@ def run(args):
     return serve(model_dir, port=args.port, address=args.address,
                  allow_websocket_origin=args.allow_websocket_origin,
                  basic_auth=args.basic_auth, show=args.show, separate=args.separate,
-                 prior=args.prior, projection=args.projection,
+                 prior=prior, projection=args.projection,
                  oauth_provider=getattr(args, "oauth_provider", None),
                  oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None), procs=procs,
                  trusted_arch=getattr(args, "arch", None),
                  auth_file=getattr(args, "auth_file", None), corpus=corpus)
+
+
+def default_prior(args, model_dir) -> str | None:
+    """The default model's decoder prior (trained and cached on first use), or None.
+
+    Only the default model gets one without asking: ``--model`` serves what it names, with
+    ``--prior`` if given. ``--no-prior`` skips it; a prior that cannot be trained is reported
+    and the server starts without it (Maximise then says how to train one)."""
+    if args.model or getattr(args, "no_prior", False):
+        return None
+    from models.prior import default_prior_dir, ensure_default_prior
+
+    try:
+        ensure_default_prior(model_dir, log=err)
+    except (ValueError, OSError) as exc:
+        err(f"serving without the decoder prior: {exc}")
+        return None
+    return str(default_prior_dir(model_dir))
 
 
 def jax_started() -> bool:
