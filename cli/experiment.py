@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from cli.inputs import resolve_model
-from experiments import EXPERIMENTS as _REGISTERED
-from experiments import accuracy
-
-# accuracy is listed here until experiments/__init__.py registers it itself
-EXPERIMENTS = {**_REGISTERED, "accuracy": accuracy}
+from experiments import EXPERIMENTS
 
 MODEL_OPTIONS = ("model", "separate", "prior")  # the options that name a model
 

@@ -2,12 +2,12 @@
 
 import argparse
 
-from experiments import EXPERIMENTS, actmax, faithfulness, projections
+from experiments import EXPERIMENTS, accuracy, actmax, faithfulness, projections
 
 
 def test_registry_names_each_experiment_module_once():
     assert EXPERIMENTS == {"actmax": actmax, "faithfulness": faithfulness,
-                           "projections": projections}
+                           "projections": projections, "accuracy": accuracy}
 
 
 def test_each_experiment_has_help_options_and_run():
