@@ -90,6 +90,8 @@ class StripsPage:
         self._n_cards, self._cards_lock = 0, threading.Lock()
         self.original, self.budget_used = None, 1.0
         self._audio: dict[int, np.ndarray] = {}
+        self._shown_card = None  # the player's card: built once, then only its data change
+        self._shown_k = 0
         self._build_controls()
         self._build_views()
         session.on_clip(lambda clip: self._show_clip_note())
@@ -176,6 +178,7 @@ class StripsPage:
         self.frames, self.pictures, self._audio, self._n_cards = [], [], {}, 0
         self.original, self.budget_used = original, budget
         self.cards.objects, self.player_view.objects = [], []
+        self._shown_card = None  # a new strip may differ in shape and colour range
         # A Bokeh model changes only on the event loop (build() runs in Panel's thread pool).
         self.runner.push(lambda: setattr(self.prob_source, "data",
                                          {"frame": [], "target": [], "original": []}))
@@ -203,14 +206,21 @@ class StripsPage:
                 for hook in list(self.frame_hooks):
                     hook(frame)
 
-    def _card(self, frame, *, height: int = 170, css: str = "hs-strip-frame"):
+    def _card_title(self, frame) -> str:
+        return (f"**frame {frame.index}** · p({self.labels[int(self.target.value)]}) = "
+                f"{frame.target_prob:.1%}")
+
+    def _card(self, frame, *, height: int = 170, css: str = "hs-strip-frame", shown=None):
+        """A frame's card: title, picture, difference to frame 0, Listen and its audio. With
+        ``shown`` (a callable giving the frame now shown) Listen plays that frame: the
+        player's one card, whose figures :meth:`_show_frame` updates in place."""
         from viz.compare import difference_map_plot
 
         k = frame.index
         picture, first = self.pictures[k], self.pictures[0]
         audio = pn.pane.Audio(None, sample_rate=self.space.sample_rate, visible=False)
         listen = pn.widgets.Button(name="Listen", css_classes=["hs-strip-listen"])
-        listen.on_click(lambda _: self._listen(k, audio))
+        listen.on_click(lambda _: self._listen(k if shown is None else shown(), audio))
         figs = [picture_figure(self.space, picture, title=f"x{k}", height=height,
                                value_label="value", frame_axis=True),
                 difference_map_plot(first, picture, title=f"x{k} − x0", height=height,
@@ -221,11 +231,9 @@ class StripsPage:
             for axis in (*fig.xaxis, *fig.yaxis):
                 if hasattr(axis.ticker, "desired_num_ticks"):  # mel rows: fixed Hz ticks
                     axis.ticker.desired_num_ticks = 3
-        return pn.Column(
-            pn.pane.Markdown(f"**frame {k}** · p({self.labels[int(self.target.value)]}) = "
-                             f"{frame.target_prob:.1%}"),
-            *[pn.pane.Bokeh(f) for f in figs], listen, audio,
-            width=280 if compact else 520, css_classes=[css])
+        return pn.Column(pn.pane.Markdown(self._card_title(frame)),
+                         *[pn.pane.Bokeh(f) for f in figs], listen, audio,
+                         width=280 if compact else 520, css_classes=[css])
 
     def _finish(self) -> None:
         self._add_cards()  # any frame whose own callback has not run yet
@@ -239,9 +247,33 @@ class StripsPage:
         self.png_download.disabled = self.zip_download.disabled = False
 
     def _show_frame(self, k: int) -> None:
-        if 0 <= k < len(self.frames):
-            self.player_view.objects = [self._card(self.frames[k], height=240,
-                                                     css="hs-strip-shown")]
+        """Show frame ``k`` in the player's card. The card is built once per strip; a step
+        only changes its figures' data and titles and its text (a new card per step sent
+        ~100 new Bokeh models to the browser and left it laying out two new figures)."""
+        if not 0 <= k < len(self.frames):
+            return
+        self._shown_k = k
+        if self._shown_card is None or not self._refresh_shown(k):
+            self._shown_card = self._card(self.frames[k], height=240, css="hs-strip-shown",
+                                          shown=lambda: self._shown_k)
+            self.player_view.objects = [self._shown_card]
+
+    def _refresh_shown(self, k: int) -> bool:
+        """Frame ``k``'s data into the shown card; False when its figures cannot take them."""
+        from viz.refresh import refresh_image
+
+        card, frame = self._shown_card, self.frames[k]
+        picture, first = self.pictures[k], self.pictures[0]
+        limit = self._diff_limit()
+        shown, diff = card.objects[1].object, card.objects[2].object  # the two figures
+        if not (refresh_image(shown, picture, title=f"x{k}")
+                and refresh_image(diff, picture - first, value_range=(-limit, limit),
+                                  title=f"x{k} − x0")):
+            return False
+        title, audio = card.objects[0], card.objects[-1]
+        audio.visible = False  # the previous frame's sound; Listen fills in this frame's
+        title.object = self._card_title(frame)  # last: the figures' patch goes first
+        return True
 
     def _diff_limit(self) -> float:
         """Colour range of the difference maps: the budget for features (the maps are the

@@ -126,6 +126,43 @@ def test_player_and_exports_after_the_build(built):
     assert img.size == (2 * (5 * 13 + 4 * 4), 2 * (2 * 16 + 4))
 
 
+def _image(fig) -> np.ndarray:
+    from bokeh.models import Image as ImageGlyph
+
+    r = next(r for r in fig.renderers if isinstance(r.glyph, ImageGlyph))
+    return np.asarray(r.data_source.data["image"][0])
+
+
+def test_player_steps_update_the_shown_card_in_place(built):
+    """A player step changes the shown card's data, never its models: a new card per step
+    sent ~100 new Bokeh models to the browser, and the player stalled as a session grew."""
+    from bokeh.document import Document
+
+    page, _, _ = built
+    page.player.value = 1
+    doc = Document()
+    doc.add_root(page.player_view.get_root(doc))
+    card = page.player_view.objects[0]
+    ids = {m.id for m in doc.models}
+    for k in (2, 4, 0):
+        page.player.value = k
+        assert page.player_view.objects[0] is card
+        assert {m.id for m in doc.models} == ids  # no model added, none dropped
+        shown, diff = card.objects[1].object, card.objects[2].object
+        assert f"frame {k}" in card.objects[0].object
+        assert shown.title.text == f"x{k}" and diff.title.text == f"x{k} − x0"
+        np.testing.assert_allclose(_image(shown), page.pictures[k], rtol=1e-6)
+        np.testing.assert_allclose(_image(diff), page.pictures[k] - page.pictures[0],
+                                   rtol=1e-6, atol=1e-6)
+    page.player.value = 3
+    listen, audio = card.objects[3], card.objects[4]
+    listen.clicks += 1  # the shown card plays the frame shown now
+    assert audio.visible
+    np.testing.assert_allclose(audio.object, np.clip(page.frame_audio(3), -0.99, 0.99))
+    page.player.value = 2
+    assert not audio.visible  # frame 3's sound is not offered as frame 2's
+
+
 def test_listen_button_fills_the_frame_audio(built):
     page, _, _ = built
     card = page.cards.objects[1]
