@@ -88,10 +88,13 @@ class Shared:
 
 
 def build_session(shared: Shared):
-    """The page tree of one browser session."""
+    """The page tree of one browser session, with its own busy badge (:mod:`serve.busy`)."""
+    from serve.busy import attach
     from serve.pages.tabs import build_pages
 
-    return build_pages(shared)
+    template = build_pages(shared)
+    attach(template)
+    return template
 
 
 class PerProcess:

@@ -51,6 +51,7 @@ class HearsightDesign(Fast):
 
 
 def template_style() -> dict:
-    """Keyword arguments of the FastListTemplate: this design, system fonts, the colours."""
+    """Keyword arguments of the FastListTemplate: this design, system fonts, the colours, and
+    no process-wide busy spinner (each session has its own badge, :mod:`serve.busy`)."""
     return dict(design=HearsightDesign, font=SYSTEM_FONT, font_url="",
-                header_background=HEADER, accent_base_color=ACCENT)
+                header_background=HEADER, accent_base_color=ACCENT, busy_indicator=None)

@@ -11,11 +11,17 @@ one: tasks that belong to the same bokeh ``Document`` run one after another, fir
 first; tasks of other documents (or of none) run beside them on the other workers. Long work
 never runs in a callback (``serve.jobs`` gives it its own thread), so a session's queue waits
 only for short handlers.
+
+The pool also knows when a session is waiting for the server: :meth:`SessionOrderedPool.watch`
+calls a session's ``on_busy(True)`` once its queue has been working for ``busy_after`` seconds
+(0.3 s: quicker work shows nothing, so nothing flickers) and ``on_busy(False)`` when the queue
+drains (:mod:`serve.busy` draws it in the page's header).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -38,10 +44,20 @@ def task_document(fn, args: tuple) -> Document | None:
 class SessionOrderedPool(ThreadPoolExecutor):
     """A thread pool whose tasks for one document run in submission order, one at a time."""
 
-    def __init__(self, max_workers: int | None = None, **kwargs):
+    def __init__(self, max_workers: int | None = None, *, busy_after: float = 0.3, **kwargs):
         super().__init__(max_workers=max_workers, **kwargs)
+        self.busy_after = float(busy_after)
         self._lock = threading.Lock()
         self._queues: dict[int, deque] = {}  # id(document) -> tasks waiting, while one runs
+        self._watchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # doc -> cb
+        self._timers: dict[int, threading.Timer] = {}  # id(document) -> its busy timer
+        self._shown: set[int] = set()  # documents told they are busy (and not yet idle)
+
+    def watch(self, doc: Document, on_busy) -> None:
+        """Call ``on_busy(True)`` when ``doc``'s tasks have run for :attr:`busy_after` seconds
+        without a break, and ``on_busy(False)`` when they are done. ``on_busy`` runs on a pool
+        or timer thread: it must hand page changes to the document's own loop."""
+        self._watchers[doc] = on_busy
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         doc = task_document(fn, args)
@@ -55,16 +71,32 @@ class SessionOrderedPool(ThreadPoolExecutor):
                 queue.append((future, fn, args, kwargs))
                 return future
             self._queues[key] = deque([(future, fn, args, kwargs)])
-        super().submit(self._drain, key)
+            on_busy = self._watchers.get(doc)
+            if on_busy is not None:  # the session goes from idle to working
+                timer = threading.Timer(self.busy_after, self._tell_busy, (key, on_busy))
+                timer.daemon = True
+                self._timers[key] = timer
+                timer.start()
+        super().submit(self._drain, key, on_busy)
         return future
 
-    def _drain(self, key: int) -> None:
+    def _tell_busy(self, key: int, on_busy) -> None:
+        with self._lock:
+            if self._timers.pop(key, None) is None:  # drained meanwhile
+                return
+            self._shown.add(key)
+            on_busy(True)  # under the lock: the drain's on_busy(False) cannot come first
+
+    def _drain(self, key: int, on_busy=None) -> None:
         while True:
             with self._lock:
                 queue = self._queues[key]
                 if not queue:
                     del self._queues[key]
-                    return
+                    timer = self._timers.pop(key, None)
+                    shown = key in self._shown
+                    self._shown.discard(key)
+                    break
                 future, fn, args, kwargs = queue[0]
             if future.set_running_or_notify_cancel():
                 try:
@@ -75,6 +107,10 @@ class SessionOrderedPool(ThreadPoolExecutor):
                     future.set_result(result)
             with self._lock:
                 queue.popleft()
+        if timer is not None:
+            timer.cancel()
+        if shown and on_busy is not None:
+            on_busy(False)
 
 
 def install(threads: int) -> SessionOrderedPool:

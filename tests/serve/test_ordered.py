@@ -86,3 +86,79 @@ def test_install_makes_it_panels_callback_pool():
 
         pn.config.nthreads = None  # Panel shuts its pool down
         assert state._thread_pool is None
+
+
+def _work(seconds: float, _doc) -> None:
+    """A callback of one session (Panel passes the document) that takes ``seconds``."""
+    time.sleep(seconds)
+
+
+def _busy_calls(pool, doc, work_s: float) -> list[tuple[bool, float]]:
+    """Submit one task of ``work_s`` seconds for ``doc``; the (busy, time) calls it drew."""
+    calls: list[tuple[bool, float]] = []
+    done = threading.Event()
+
+    def on_busy(busy):
+        calls.append((busy, time.perf_counter() - t0))
+        if not busy:
+            done.set()
+
+    pool.watch(doc, on_busy)
+    t0 = time.perf_counter()
+    pool.submit(_work, work_s, doc).result(timeout=10)
+    done.wait(2.0)
+    time.sleep(0.1)  # a late busy call would land here
+    return calls
+
+
+def test_a_session_busy_for_longer_than_busy_after_is_told_so_and_then_idle():
+    doc = Document()
+    with SessionOrderedPool(max_workers=2, busy_after=0.3) as pool:
+        calls = _busy_calls(pool, doc, 1.0)
+    assert [busy for busy, _ in calls] == [True, False]
+    (_, on), (_, off) = calls
+    assert 0.25 <= on < 0.8 and off >= 0.95  # shown after 0.3 s, hidden when the work ended
+
+
+def test_quick_work_shows_no_busy_state():
+    with SessionOrderedPool(max_workers=2, busy_after=0.3) as pool:
+        assert _busy_calls(pool, Document(), 0.02) == []
+
+
+def test_busy_spans_a_queue_of_tasks_and_belongs_to_its_own_session():
+    # Three 0.2 s tasks in a row: each alone is quick, the session waits 0.6 s: one busy
+    # period. The other session, idle, hears nothing.
+    mine, other = Document(), Document()
+    calls, others = [], []
+    with SessionOrderedPool(max_workers=2, busy_after=0.3) as pool:
+        pool.watch(mine, calls.append)
+        pool.watch(other, others.append)
+        futures = [pool.submit(_work, 0.2, mine) for _ in range(3)]
+        for f in futures:
+            f.result(timeout=5)
+        time.sleep(0.2)
+    assert calls == [True, False] and others == []
+
+
+def test_the_busy_badge_sits_in_the_header_instead_of_panels_process_wide_spinner():
+    import panel as pn
+
+    from serve.busy import attach
+
+    doc = Document()
+    with SessionOrderedPool(max_workers=1, busy_after=0.05) as pool:
+        template = pn.template.FastListTemplate(title="t")
+        assert template.busy_indicator is not None      # Panel's, synced to pn.state.busy
+        shown = attach(template, doc=doc, pool=pool)
+        assert template.busy_indicator is None and shown in template.header.objects
+        assert shown.visible is False and "hs-busy" in shown.css_classes
+        ticks = []
+        doc.add_next_tick_callback = lambda cb: ticks.append(cb)  # the doc's loop, by hand
+        pool.submit(_work, 0.3, doc).result(timeout=5)
+        time.sleep(0.1)
+        ticks[0]()
+        assert shown.visible is True
+        ticks[1]()
+        assert shown.visible is False
+    assert attach(pn.template.FastListTemplate(title="t"), doc=doc,
+                  pool=ThreadPoolExecutor(1)) is None  # not an ordered pool: nothing attached
