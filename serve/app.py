@@ -85,6 +85,23 @@ class Shared:
         layers = conv_layers({k: v[0] for k, v in acts.items()})
         if layers:
             sonify(np.asarray(acts[layers[0]])[0, :, :, 0], p)
+        self._warm_first_clip()
+
+    def _warm_first_clip(self) -> None:
+        """Bring one clip in, as an upload, in a throwaway session: a fresh server's first
+        upload otherwise paid for importing the resampler (librosa, scipy.signal: 2-14 s),
+        bokeh's plotting and the first figures' defaults (~2 s), all at the user's click."""
+        import numpy as np
+
+        from data.audio import to_wav_bytes
+        from serve.pages.tabs import build_session as build_pages
+
+        rate = self.predictor.params.sample_rate
+        other = 8000 if rate != 8000 else 16000  # most uploads are resampled
+        t = np.arange(int(0.5 * other)) / other
+        tone = 0.3 * np.sin(2 * np.pi * 440.0 * t).astype(np.float32)
+        session, _ = build_pages(self, example=False)
+        session.load_bytes(to_wav_bytes(tone, other), "warm-up.wav", source="warm-up")
 
 
 def build_session(shared: Shared):
