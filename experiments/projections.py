@@ -57,6 +57,9 @@ def add_arguments(p) -> None:
     p.add_argument("--quality-n", type=int, default=5000, help="rows the metrics use at most")
     p.add_argument("--k", type=int, default=10, help="neighbours of KSG MI, T&C, kNN")
     p.add_argument("--pivots", type=int, default=50, help="PivotMDS pivots")
+    p.add_argument("--pivot-strategy", default="maxmin", choices=["maxmin", "random"],
+                   help="how PivotMDS picks its pivots (default maxmin, as the page and "
+                        "'hearsight project' do); recorded in results.json and the table")
     p.add_argument("--ae-epochs", type=int, default=50)
     p.add_argument("--ae-batch-size", type=int, default=256)
     p.add_argument("--ae-lr", type=float, default=1e-3)
@@ -146,7 +149,8 @@ def layout(method: str, x: np.ndarray, x_train: np.ndarray | None, *, key, args)
         info = {"fit_seconds": time.perf_counter() - t0, "epochs_run": int(ae.epochs_run),
                 "valid_mse": float(ae.valid_mse)}
         return np.asarray(ae.transform(x)), info
-    kw = {"k": min(args.pivots, len(x))} if method == "pivotmds" else {}
+    kw = ({"k": min(args.pivots, len(x)), "pivots": _strategy(args)} if method == "pivotmds"
+          else {})
     with warnings.catch_warnings():  # umap-learn / numba warn on import and on every fit
         warnings.simplefilter("ignore")
         return np.asarray(project(x, method=method, key=key, dims=2, **kw)), {}
@@ -173,6 +177,14 @@ def evaluate_layer(x: np.ndarray, x_train, methods, *, key, args, bar=None) -> d
     return out
 
 
+_STRATEGY_WORDS = {"maxmin": "max-min (farthest-point) pivots", "random": "random pivots"}
+
+
+def _strategy(args) -> str:
+    """The PivotMDS pivot choice of ``args`` (max-min when an older caller has no option)."""
+    return getattr(args, "pivot_strategy", None) or "maxmin"
+
+
 def render_table(result: dict) -> str:
     """Markdown: Table 1 layout (PD / MI / DC groups × methods), best per group in bold,
     the paper's ranges, then trustworthiness / kNN preservation / seconds."""
@@ -192,7 +204,10 @@ def render_table(result: dict) -> str:
               f"{ref['mutual_information'][1]:.2f}, DC {ref['distance_correlation'][0]:.2f}–"
               f"{ref['distance_correlation'][1]:.2f}; random PD ≈ "
               f"{ref['random_procrustes_distance']:.2f}. PD lower is better; MI (nats, KSG k = "
-              f"{result['settings']['k']}) and DC higher.", ""]
+              f"{result['settings']['k']}) and DC higher. PivotMDS: "
+              f"{result['settings'].get('pivots', '?')} pivots, "
+              f"{_STRATEGY_WORDS.get(result['settings'].get('pivot_strategy'), 'pivot choice not recorded')}.",
+              ""]
     head2 = ["layer"] + [f"{g} {NAMES[m]}" for g in ("T", "kNN", "s") for m in methods]
     lines += ["| " + " | ".join(head2) + " |", "|" + "---|" * len(head2)]
     for layer, per in rows.items():
@@ -257,6 +272,7 @@ def run(args) -> dict:
     settings = {k: getattr(args, k) for k in ("frames_per_layer", "train_frames", "min_level",
                                                "quality_n", "k", "pivots", "ae_epochs",
                                                "ae_batch_size", "ae_lr", "seed")}
+    settings["pivot_strategy"] = _strategy(args)
     result = {
         "experiment": "projections", "model": str(args.model), "arch": predictor.arch,
         "corpus": args.corpus, "layers": layers, "methods": list(methods),

@@ -89,6 +89,12 @@ def test_writes_every_layer_and_method(setup, capsys):
     assert table == EX.render_table(saved)
     assert "| layer | PD PCA | PD PivotMDS | PD AE | MI PCA |" in table
     assert table.count("| dense1 |") == 2 and "PD 0.90–0.98" in table
+    # Which pivots a PivotMDS figure used is recorded and said (the default: max-min).
+    assert saved["settings"]["pivot_strategy"] == "maxmin" and saved["settings"]["pivots"] == 20
+    assert "PivotMDS: 20 pivots, max-min (farthest-point) pivots." in table
+    older = {**saved, "settings": {k: v for k, v in saved["settings"].items()
+                                   if k != "pivot_strategy"}}
+    assert "pivot choice not recorded" in EX.render_table(older)
 
 
 def test_pca_row_has_the_known_procrustes_distance(setup):
