@@ -36,6 +36,11 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quality-n", type=int, default=2000,
                    help="points sampled for the quality metrics (0: skip them)")
+    p.add_argument("--align-frames", default="pool", choices=["pool", "none"],
+                   help="frame-level layers with different frame counts per clip (a CNN "
+                        "that pools in time): 'pool' averages each layer's frames onto the "
+                        "coarsest layer's frames (the same share of the clip), so one set "
+                        "of points walks through every layer; 'none' refuses them")
     p.add_argument("--json", action="store_true", help="print the sidecar as JSON")
 
 
@@ -47,22 +52,24 @@ def run(args):
     store = open_activation_store(args.activations)
     layers = layer_list(args.layers, store.layers) or list(store.layers)
     rows = {name: store.info(name)["rows"] for name in layers}
+    grid = None  # the layer whose frames every layer is pooled onto
     if len(set(rows.values())) != 1:
-        raise ValueError(f"layers have different row counts {rows} (frame-level stores keep "
-                         "each layer's own time resolution); pick layers with --layers")
+        grid = _frame_grid(args, store, rows)
     if args.cluster and args.method != "pivotmds":
         raise ValueError(f"--cluster runs PivotMDS only (got --method {args.method})")
     keys = jax.random.split(jax.random.key(args.seed), len(layers))
-    n = next(iter(rows.values()))
+    n = rows[grid] if grid else next(iter(rows.values()))
     sample = _quality_rows(n, args.quality_n, args.seed)
     if args.cluster:
         aligned, fits, quality = _on_cluster(args, store, layers, keys, sample)
     else:
-        aligned, fits, quality = _in_memory(args, store, layers, keys, sample)
-    df = store.meta(layers[0])
+        aligned, fits, quality = _in_memory(args, store, layers, keys, sample, grid=grid)
+    df = store.meta(grid or layers[0])
     for name, xy in zip(layers, aligned):
         df[f"x_{name}"], df[f"y_{name}"] = xy[:, 0], xy[:, 1]
     sidecar = _sidecar(args, store, layers, fits, quality, len(df))
+    if grid:
+        sidecar["frames"] = {"aligned": "pool", "grid": grid, "rows": rows}
     _write_outputs(Path(args.out), df, sidecar)
     if not args.json:
         for name in layers:
@@ -90,13 +97,44 @@ def _qualities(x_rows: list, aligned: list, sample) -> list:
     return [projection_quality(x, y[sample], max_n=len(sample)) for x, y in zip(x_rows, aligned)]
 
 
-def _in_memory(args, store, layers, keys, sample):
-    """One layer's matrix in memory at a time: laid out, sampled for quality, dropped."""
+def _frame_grid(args, store, rows: dict) -> str:
+    """The layer with the fewest frames, onto whose frames ``--align-frames pool`` averages
+    the others; layers of different row counts are refused otherwise."""
+    if store.level != "frame" or args.align_frames == "none":
+        raise ValueError(f"layers have different row counts {rows} (frame-level stores keep "
+                         "each layer's own time resolution); pick layers with --layers"
+                         + ("" if store.level != "frame" else ", or --align-frames pool"))
+    if args.cluster:
+        raise ValueError(f"layers have different frame counts {rows}: --align-frames pool "
+                         "runs in memory only; drop --cluster, or pick layers of one frame "
+                         "count with --layers")
+    grid = min(rows, key=rows.get)
+    if not args.json:
+        print(f"layers have different frame counts {rows}: each is averaged onto {grid}'s "
+              f"{rows[grid]} frames (--align-frames pool)")
+    return grid
+
+
+def _layer_on_grid(store, name: str, grid: str | None, grid_meta) -> np.ndarray:
+    """``name``'s matrix, pooled onto ``grid``'s frames when it has more of them."""
+    x = store.layer_matrix(name)
+    if grid is None or name == grid:
+        return x
+    from engine.projection.frames import frame_groups, pool_rows
+
+    groups = frame_groups(store.meta(name)[["item_id", "frame"]], grid_meta)
+    return pool_rows(x, groups, len(grid_meta))
+
+
+def _in_memory(args, store, layers, keys, sample, *, grid=None):
+    """One layer's matrix in memory at a time: laid out, sampled for quality, dropped (each
+    pooled onto ``grid``'s frames first, when given)."""
     from engine.projection import align_layers, layout_of
 
+    grid_meta = store.meta(grid)[["item_id", "frame"]] if grid else None
     layouts, x_rows = [], []
     for name, key in zip(layers, keys):
-        x = store.layer_matrix(name)
+        x = _layer_on_grid(store, name, grid, grid_meta)
         layouts.append(layout_of(x, method=args.method, key=key, pivots=args.pivots,
                                  strategy=args.pivot_strategy))
         x_rows.append(None if sample is None else x[sample])

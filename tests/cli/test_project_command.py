@@ -143,3 +143,39 @@ def test_project_cluster_refuses_other_methods(tmp_path, capsys):
     assert main(["project", "--activations", str(store), "--method", "pca", "--cluster",
                  "local:1", "--out", str(tmp_path / "p.parquet")]) == 2
     assert "PivotMDS only" in capsys.readouterr().err
+
+
+def _frame_store(path, *, n=12, seed=0):
+    """Frame level: conv1 has 8 frames per clip, conv2 4, and conv2's frame j is the mean of
+    conv1's frames 2j and 2j+1 (a layer pooled in time, exactly)."""
+    rng = np.random.default_rng(seed)
+    fine = rng.standard_normal((n, 8, 5)).astype(np.float32) * [3.0, 1.0, 0.5, 0.2, 0.1]
+    fine = fine.astype(np.float32)
+    coarse = fine.reshape(n, 4, 2, 5).mean(axis=2)
+    batch = BatchActs(item_id=[f"i{j}" for j in range(n)], label=["yes"] * n,
+                      speaker=["s"] * n, prediction=["yes"] * n, correct=np.ones(n, bool),
+                      confidence=np.full(n, 0.9, np.float32),
+                      acts={"conv1": fine, "conv2": coarse})
+    return write_activation_store(path, [batch], level="frame", meta={"arch": "fake"})
+
+
+def test_project_pools_layers_of_different_frame_counts_onto_one_grid(tmp_path, capsys):
+    store = _frame_store(tmp_path / "store")
+    out = tmp_path / "layout.parquet"
+    assert main(["project", "--activations", str(store), "--method", "pca", "--out", str(out),
+                 "--quality-n", "40"]) == 0
+    assert "averaged onto conv2's 48 frames" in capsys.readouterr().out
+    df = pd.read_parquet(out)
+    assert len(df) == 48 and df["frame"].tolist() == [0, 1, 2, 3] * 12
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["frames"] == {"aligned": "pool", "grid": "conv2",
+                              "rows": {"conv1": 96, "conv2": 48}}
+    # conv1 pooled onto conv2's frames is conv2 itself: the two layouts coincide.
+    assert side["per_layer"]["conv2"]["residual"] < 1e-6
+    np.testing.assert_allclose(df.x_conv1, df.x_conv2, atol=1e-4 * np.ptp(df.x_conv1))
+    assert main(["project", "--activations", str(store), "--align-frames", "none",
+                 "--out", str(out)]) == 2
+    assert "different row counts" in capsys.readouterr().err
+    assert main(["project", "--activations", str(store), "--cluster", "local:1",
+                 "--out", str(out)]) == 2
+    assert "in memory only" in capsys.readouterr().err
