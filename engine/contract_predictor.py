@@ -221,6 +221,15 @@ class ContractPredictor:
                                              n_iter=n_iter, key=jax.random.PRNGKey(seed)))
 
     # -- forward -----------------------------------------------------------------------
+    @property
+    def _sharder(self):
+        """Batches split over the local devices when there are several (engine.devices)."""
+        if "sharder" not in self._fns:
+            from engine.devices import Sharder
+
+            self._fns["sharder"] = Sharder()
+        return self._fns["sharder"]
+
     def _forward_jit(self):
         if "forward" not in self._fns:
             self._fns["forward"] = jax.jit(self.loaded.apply)
@@ -242,7 +251,7 @@ class ContractPredictor:
             if b > n:
                 pad = np.broadcast_to(self.baseline_input(), (b - n, *self.input_shape))
                 chunk = np.concatenate([chunk, pad])
-            z, a = fwd(self.loaded.params, chunk)
+            z, a = fwd(self._sharder.weights(self.loaded.params), self._sharder.batch(chunk))
             logits.append(np.asarray(z)[:n])
             for k, v in a.items():
                 acts.setdefault(k, []).append(np.asarray(v)[:n])
