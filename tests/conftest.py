@@ -108,3 +108,30 @@ def tiny_hf_predictor(tiny_hf):
         return loaded[family]
 
     return get
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """``free_port()``: a TCP port on 127.0.0.1 that nothing listens on (for a test server)."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
+def no_redirect_opener():
+    """``no_redirect_opener()``: a urllib opener that reports a redirect instead of following
+    it (``HTTPError`` 302), to see where a server sends a request without a login."""
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    return lambda: urllib.request.build_opener(NoRedirect)

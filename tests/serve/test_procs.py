@@ -47,19 +47,13 @@ def test_per_process_state_is_made_once_per_process(monkeypatch):
     assert made[1] == (("model",), {"separate": None})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=120) as page:
         return page.read().decode()
 
 
-def test_two_workers_serve_pages_concurrently(tiny_checkpoint, tmp_path):
-    port = _free_port()
+def test_two_workers_serve_pages_concurrently(tiny_checkpoint, tmp_path, free_port):
+    port = free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT),
            "HEARSIGHT_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--model",

@@ -35,24 +35,13 @@ EXTERNAL_CSS = re.compile(r"""(?:@import\s+(?:url\()?|url\()\s*["']?((?:https?:)
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
 @pytest.fixture(scope="module")
-def server(tiny_checkpoint, tmp_path_factory):
+def server(tiny_checkpoint, tmp_path_factory, free_port):
     """``python -m cli.main serve --model <tiny> --auth-file <secret>`` on a free port."""
     tmp = tmp_path_factory.mktemp("auth-server")
     secret = tmp / "auth"
     secret.write_text(PASSWORD + "\n")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT),
            "HEARSIGHT_HOME": str(tmp / "home")}
     env.pop("HEARSIGHT_AUTH", None)
@@ -101,8 +90,8 @@ def _login(base, password):
     return opener, jar, status, html
 
 
-def test_without_credentials_nothing_of_the_app_is_served(server):
-    bare = urllib.request.build_opener(_NoRedirect)
+def test_without_credentials_nothing_of_the_app_is_served(server, no_redirect_opener):
+    bare = no_redirect_opener()
     status, headers, body = _status(bare, server + "/")
     assert status == 302
     assert urllib.parse.urlsplit(urllib.parse.urljoin(server + "/", headers["Location"])).path == (

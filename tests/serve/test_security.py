@@ -213,17 +213,6 @@ def test_upload_limit_applies_to_the_session(tiny_checkpoint):
 
 
 # -- basic auth on the real server -----------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
 def _wait_for(port: int, proc, timeout: float = 150.0) -> None:
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -247,8 +236,9 @@ def _post_login(opener, base, password):
 
 
 @pytest.mark.slow
-def test_basic_auth_guards_the_real_server(tiny_checkpoint, tmp_path):
-    port = _free_port()
+def test_basic_auth_guards_the_real_server(tiny_checkpoint, tmp_path, free_port,
+                                           no_redirect_opener):
+    port = free_port()
     secret = tmp_path / "auth"
     secret.write_text("secretpw\n")
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT),
@@ -264,7 +254,7 @@ def test_basic_auth_guards_the_real_server(tiny_checkpoint, tmp_path):
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
         assert b"secretpw" not in cmdline  # nothing for ps to show
         base = f"http://127.0.0.1:{port}"
-        bare = urllib.request.build_opener(_NoRedirect)
+        bare = no_redirect_opener()
         with pytest.raises(urllib.error.HTTPError) as info:
             bare.open(base + "/", timeout=30)
         info.value.close()
