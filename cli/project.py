@@ -108,33 +108,25 @@ def _frame_grid(args, store, rows: dict) -> str:
         raise ValueError(f"layers have different frame counts {rows}: --align-frames pool "
                          "runs in memory only; drop --cluster, or pick layers of one frame "
                          "count with --layers")
-    grid = min(rows, key=rows.get)
+    from engine.projection.frames import coarsest_layer
+
+    grid = coarsest_layer(rows)
     if not args.json:
         print(f"layers have different frame counts {rows}: each is averaged onto {grid}'s "
               f"{rows[grid]} frames (--align-frames pool)")
     return grid
 
 
-def _layer_on_grid(store, name: str, grid: str | None, grid_meta) -> np.ndarray:
-    """``name``'s matrix, pooled onto ``grid``'s frames when it has more of them."""
-    x = store.layer_matrix(name)
-    if grid is None or name == grid:
-        return x
-    from engine.projection.frames import frame_groups, pool_rows
-
-    groups = frame_groups(store.meta(name)[["item_id", "frame"]], grid_meta)
-    return pool_rows(x, groups, len(grid_meta))
-
-
 def _in_memory(args, store, layers, keys, sample, *, grid=None):
     """One layer's matrix in memory at a time: laid out, sampled for quality, dropped (each
     pooled onto ``grid``'s frames first, when given)."""
     from engine.projection import align_layers, layout_of
+    from engine.projection.frames import layer_on_grid
 
     grid_meta = store.meta(grid)[["item_id", "frame"]] if grid else None
     layouts, x_rows = [], []
     for name, key in zip(layers, keys):
-        x = _layer_on_grid(store, name, grid, grid_meta)
+        x = layer_on_grid(store, name, grid, grid_meta)
         layouts.append(layout_of(x, method=args.method, key=key, pivots=args.pivots,
                                  strategy=args.pivot_strategy))
         x_rows.append(None if sample is None else x[sample])

@@ -65,3 +65,22 @@ def pool_rows(x: np.ndarray, groups: np.ndarray, n_out: int) -> np.ndarray:
         sums = np.zeros((n_out, x.shape[1]), np.float64)
         np.add.at(sums, groups, x)
     return (sums / counts[:, None]).astype(np.float32)
+
+
+def coarsest_layer(rows: dict[str, int]) -> str:
+    """The layer with the fewest rows (frames): the grid the others are pooled onto."""
+    return min(rows, key=rows.get)
+
+
+def layer_on_grid(store, name: str, grid: str | None, grid_meta: pd.DataFrame | None = None
+                  ) -> np.ndarray:
+    """Layer ``name`` of an activation store as ``(rows, d)``, averaged onto layer ``grid``'s
+    frames when it has more of them (``grid`` None or ``name`` itself: the layer as stored).
+    ``grid_meta``: ``store.meta(grid)[["item_id", "frame"]]``, when the caller has it."""
+    x = store.layer_matrix(name)
+    if grid is None or name == grid:
+        return x
+    if grid_meta is None:
+        grid_meta = store.meta(grid)[["item_id", "frame"]]
+    groups = frame_groups(store.meta(name)[["item_id", "frame"]], grid_meta)
+    return pool_rows(x, groups, len(grid_meta))

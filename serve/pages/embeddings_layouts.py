@@ -148,16 +148,23 @@ def layout_steps(store, *, method: str, seed: int = 0, pivots: int = 50,
     import jax
 
     from engine.projection import align_layers, layout_of, subsample
+    from engine.projection.frames import coarsest_layer, layer_on_grid
 
     layers = list(store.layers)
     rows = {name: store.info(name)["rows"] for name in layers}
+    grid = None  # frame-level layers of different frame counts: pooled onto the coarsest
     if len(set(rows.values())) != 1:
-        raise ValueError(f"layers have different row counts {rows}; use an utterance-level store")
-    idx = subsample(rows[layers[0]], quality_n, seed)
+        if store.level != "frame":
+            raise ValueError(f"layers have different row counts {rows}")
+        grid = coarsest_layer(rows)
+        yield (f"layers have different frame counts: each is averaged onto {grid}'s "
+               f"{rows[grid]} frames")
+    idx = subsample(rows[grid or layers[0]], quality_n, seed)
     keys = jax.random.split(jax.random.key(seed), len(layers))
+    grid_meta = store.meta(grid)[["item_id", "frame"]] if grid else None
     layouts, subs = [], []
     for i, (name, key) in enumerate(zip(layers, keys)):
-        x = store.layer_matrix(name)
+        x = layer_on_grid(store, name, grid, grid_meta)
         subs.append(x[idx])
         layouts.append(layout_of(x, method=method, key=key, pivots=pivots))
         yield f"projected {name} with {method} ({i + 1}/{len(layers)})"
@@ -168,7 +175,7 @@ def layout_steps(store, *, method: str, seed: int = 0, pivots: int = 50,
         quality[name] = _quality(subs[i], xy[i][idx], seed)
         yield f"quality of {name} ({i + 1}/{len(layers)})"
     return Layouts(tuple(layers), xy, tuple(bool(f.reflected) for f in fits),
-                   store.meta(layers[0]), quality)
+                   store.meta(grid or layers[0]), quality)
 
 
 def load_projection(path) -> Layouts:

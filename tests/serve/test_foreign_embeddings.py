@@ -138,7 +138,7 @@ def test_a_second_page_reuses_the_cached_store(shared, page):
     assert not computed and store.path == page.store.path
 
 
-def test_frame_level_store_keeps_each_layers_frames_and_the_walkthrough_refuses_it(shared, items):
+def test_frame_level_store_keeps_each_layers_frames_and_walks_them_on_one_grid(shared, items):
     store, computed = EL.ensure_store(shared.predictor, items, model_dir=shared.model_dir,
                                       level="frame")
     assert computed and store.layers == LAYERS[:-1]  # pooled has no time axis
@@ -146,5 +146,22 @@ def test_frame_level_store_keeps_each_layers_frames_and_the_walkthrough_refuses_
     assert {n: store.info(n)["rows"] for n in store.layers} == {n: N * f for n, f in
                                                                 frames.items()}
     assert store.meta("conv2")["frame"].max() == 798
-    with pytest.raises(ValueError, match="different row counts"):
-        next(EL.layout_steps(store, method="pca"))
+    # The walkthrough averages every layer onto the coarsest layer's frames (conv3: 399 per
+    # clip): frame f of conv2's 799 goes to floor(f * 399 / 799), so its first coarse frame is
+    # the mean of its frames 0, 1 and 2.
+    from engine.projection.frames import layer_on_grid
+
+    steps, lines = EL.layout_steps(store, method="pca"), []
+    try:
+        while True:
+            lines.append(next(steps))
+    except StopIteration as done:
+        lay = done.value
+    assert "averaged onto conv3's" in lines[0]
+    assert lay.layers == store.layers and lay.xy.shape == (len(store.layers), N * 399, 2)
+    assert lay.meta["frame"].tolist() == list(range(399)) * N
+    pooled = layer_on_grid(store, "conv2", "conv3")
+    raw = store.layer_matrix("conv2")
+    np.testing.assert_allclose(pooled[0], raw[:3].mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(layer_on_grid(store, "layer1", "conv3"),
+                                  store.layer_matrix("layer1"))
