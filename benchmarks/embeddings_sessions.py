@@ -135,6 +135,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_mode(Path(args.child[0]), args.child[1])))
         return
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "projection.parquet"
         t0 = time.perf_counter()
@@ -152,7 +153,8 @@ def main() -> None:
         print(f"{r['mode']:>12s} {r['session']:>7d} {r['first_image_s']:>13.2f} "
               f"{r['rss_growth_mb']:>14.0f} {r['rss_after_mb']:>13.0f} {r['layer_move_s']:>12.3f}")
     result = {"n": args.n, "layers": LAYERS, "frames_per_clip": FRAMES, "rows": rows,
-              "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
+              "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                          "loadavg_before": load_before, "loadavg_after": os.getloadavg()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
