@@ -67,6 +67,10 @@ class EmbeddingsPage:
                                     on_select=self._on_select)
         self.metrics = pn.pane.DataFrame(None, index=False, css_classes=["hs-emb-metrics"],
                                          sizing_mode="stretch_width")
+        if self.method.value == EL.FILE_METHOD:
+            # A precomputed projection (serve --projection) costs only a read: draw it as soon
+            # as the page is built (the tab's first showing), not after a Compute click.
+            self.compute()
 
     # -- widgets -----------------------------------------------------------------------
     def _build_controls(self) -> None:
