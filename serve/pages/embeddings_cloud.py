@@ -282,8 +282,13 @@ class CloudView:
         if event.x1 > event.x0 and event.y1 > event.y0:
             view = ((event.x0, event.x1), (event.y0, event.y1))
             # The Reset tool reports the camera's own ranges: following the layers again.
-            self._view = None if _same_view(view, self._auto) else view
-            self.render()
+            follow = _same_view(view, self._auto)
+            self._view = None if follow else view
+            # The browser also reports the ranges this page just set (every layer change moves
+            # the camera): that frame is already drawn, and drawing it again doubled the cost
+            # of a layer change at 10M points.
+            if not _same_view(view, self._drawn):
+                self.render()
 
     def _on_reset(self, _event) -> None:
         self._view = None

@@ -243,3 +243,21 @@ def test_colour_codes_of_a_million_categorical_rows_stay_numeric():
                                                                            expect_label[2]]
     plain = meta.head(10).astype({"label": object})
     assert colour_codes(plain, "label", labels=LABELS)[0][:2].tolist() == [-1, -1]
+
+
+def test_the_ranges_the_page_set_itself_draw_nothing_again():
+    # A layer change moves the camera; the browser then reports those very ranges. The frame
+    # for them is drawn: no second render. A real zoom still draws.
+    big = _square(2000, 2.0)
+    page = _page(np.stack([big / 2, big]), _meta(2000))
+    view, fig = page.cloud_view, page.cloud_view.figure
+    page.slider.value = 1.0
+    view.render()
+    drawn = []
+    real = view.render
+    view.render = lambda: drawn.append(1) or real()
+    (x0, x1), (y0, y1) = view._auto
+    view._on_ranges(RangesUpdate(fig, x0=x0, x1=x1, y0=y0, y1=y1))
+    assert drawn == [] and view._view is None
+    view._on_ranges(RangesUpdate(fig, x0=0.0, x1=1.0, y0=0.0, y1=1.0))  # the user zooms in
+    assert drawn == [1] and view._view == ((0.0, 1.0), (0.0, 1.0))
