@@ -91,7 +91,8 @@ class StripsPage:
         self.original, self.budget_used = None, 1.0
         self._audio: dict[int, np.ndarray] = {}
         self._shown_card = None  # the player's card: built once, then only its data change
-        self._shown_k = 0
+        self._shown_k = self._wanted_k = 0
+        self._draw_pending = False  # a _draw_wanted is queued on the event loop
         self._build_controls()
         self._build_views()
         session.on_clip(lambda clip: self._show_clip_note())
@@ -132,7 +133,7 @@ class StripsPage:
                                         loop_policy="loop", visible=False,
                                         css_classes=["hs-strip-player"])
         self.player_view = pn.Column(sizing_mode="stretch_width", css_classes=["hs-strip-playback"])
-        self.player.param.watch(lambda e: self._show_frame(e.new), "value")
+        self.player.param.watch(lambda e: self._want_frame(e.new), "value")
         self.png_download = pn.widgets.FileDownload(
             callback=lambda: io.BytesIO(self.png_bytes()), filename="strip.png", disabled=True,
             css_classes=["hs-strip-png"])
@@ -245,6 +246,18 @@ class StripsPage:
         self.player.visible = True
         self._show_frame(0)
         self.png_download.disabled = self.zip_download.disabled = False
+
+    def _want_frame(self, k: int) -> None:
+        """The player moved (in a callback thread): draw on the event loop, where a Bokeh
+        model may change; when steps outpace the page, the one queued draw shows the newest."""
+        self._wanted_k = k
+        if not self._draw_pending:
+            self._draw_pending = True
+            self.runner.push(self._draw_wanted)
+
+    def _draw_wanted(self) -> None:
+        self._draw_pending = False  # before reading: a newer step queues another draw
+        self._show_frame(self._wanted_k)
 
     def _show_frame(self, k: int) -> None:
         """Show frame ``k`` in the player's card. The card is built once per strip; a step

@@ -163,6 +163,25 @@ def test_player_steps_update_the_shown_card_in_place(built):
     assert not audio.visible  # frame 3's sound is not offered as frame 2's
 
 
+def test_player_steps_queue_one_draw_and_the_newest_frame_wins(built, monkeypatch):
+    """Player steps arrive in callback threads; the card changes on the event loop (a Bokeh
+    model may change only there). Steps faster than the page queue one draw, of the newest."""
+    page, _, _ = built
+    page.player.value = 0
+    queued = []
+    monkeypatch.setattr(page.runner, "push", queued.append)
+    for k in (1, 2, 4):
+        page.player.value = k
+    assert len(queued) == 1  # one draw waits, however many steps came
+    assert "frame 0" in page.player_view.objects[0].objects[0].object  # not drawn off-loop
+    queued.pop()()
+    assert "frame 4" in page.player_view.objects[0].objects[0].object
+    page.player.value = 2  # the draw ran: the next step queues a new one
+    assert len(queued) == 1
+    queued.pop()()
+    assert "frame 2" in page.player_view.objects[0].objects[0].object
+
+
 def test_listen_button_fills_the_frame_audio(built):
     page, _, _ = built
     card = page.cards.objects[1]
