@@ -172,13 +172,42 @@ class SoomroCNN(_ConvNet):
 
     Sows ``conv1``..``conv3`` (after ReLU, before pooling), ``dense1``..``dense3``, ``logits``.
     For input (80, 90): conv1 (b,80,90,8), conv2 (b,40,45,16), conv3 (b,20,22,32).
+
+    Options (stored in a checkpoint's ``arch_kwargs``; the defaults are the original model):
+      input_norm: ``""`` (none), ``"mean"`` or ``"meanstd"``: the first op subtracts each
+        feature row's mean over time (and with ``"meanstd"`` divides by its standard
+        deviation plus 0.1), per utterance, like cepstral mean normalisation: a stationary
+        channel or microphone response (a constant added to a log row) is removed, while the
+        features, pictures and sonification outside the model stay as they are.
+      head: ``"flatten"`` (the dense layers see the whole conv3 map) or ``"pool"`` (conv3's
+        map is max-pooled over all time columns first, so the dense layers see which patterns
+        occurred, not when).
+      dropout: rate of dropout after each dense layer while training (0: none, and no
+        dropout modules, as in the original model).
+      keep_rows: when > 0, only the lowest ``keep_rows`` feature rows reach the convolutions
+        (the rows above are set to 0 after ``input_norm``; shapes stay as they are): a model
+        that must hear 8 kHz recordings (nothing above 4 kHz) learns no cue from above it.
     """
 
     layer_names = ("conv1", "conv2", "conv3", "dense1", "dense2", "dense3", "logits")
+    input_norms = ("", "mean", "meanstd")
+    heads = ("flatten", "pool")
 
-    def __init__(self, n_classes: int = 35, input_shape=(80, 90), *, rngs: nnx.Rngs):
+    def __init__(self, n_classes: int = 35, input_shape=(80, 90), *, rngs: nnx.Rngs,
+                 input_norm: str = "", head: str = "flatten", dropout: float = 0.0,
+                 keep_rows: int = 0):
         self.input_shape = _shape2(input_shape)
         self.n_classes = int(n_classes)
+        if input_norm not in self.input_norms or head not in self.heads:
+            raise ValueError(f"input_norm must be one of {self.input_norms} and head one of "
+                             f"{self.heads}, got {input_norm!r}, {head!r}")
+        self.input_norm, self.head = str(input_norm), str(head)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        if not 0 <= int(keep_rows) <= self.input_shape[0]:
+            raise ValueError(f"keep_rows must be in [0, {self.input_shape[0]}], got {keep_rows!r}")
+        self.keep_rows = int(keep_rows)
         h, w, c_in = *self.input_shape, 1
         for i, c in enumerate((8, 16, 32), start=1):
             setattr(self, f"conv{i}", nnx.Conv(c_in, c, kernel_size=(2, 2), padding="SAME",
@@ -186,26 +215,45 @@ class SoomroCNN(_ConvNet):
             h, w, c_in = h // 2, w // 2, c
         if h < 1 or w < 1:
             raise ValueError(f"input_shape {self.input_shape} is too small for 3 poolings")
-        n_in = h * w * c_in
+        n_in = h * c_in if self.head == "pool" else h * w * c_in
         for i, n in enumerate((512, 256, 128), start=1):
             setattr(self, f"dense{i}", nnx.Linear(n_in, n, rngs=rngs))
             n_in = n
         self.out = nnx.Linear(n_in, self.n_classes, rngs=rngs)
+        if self.dropout:
+            self.drop = nnx.Dropout(self.dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         _check_input(x, self.input_shape, "SoomroCNN")
+        if self.input_norm:
+            x = normalise_rows(x, std=self.input_norm == "meanstd")
+        if self.keep_rows:
+            x = jnp.where(jnp.arange(x.shape[1])[None, :, None] < self.keep_rows, x, 0.0)
         x = x[..., None]
         for i in range(1, 4):
             x = nnx.relu(self._conv(i, x))
             x = sow(self, f"conv{i}", x)
             x = max_pool2(x)
+        if self.head == "pool":
+            x = jnp.max(x, axis=2)  # (b, freq, channels): over every time column
         x = x.reshape(x.shape[0], -1)
         for i in range(1, 4):
             x = nnx.relu(getattr(self, f"dense{i}")(x))
             x = sow(self, f"dense{i}", x)
+            if self.dropout:
+                x = self.drop(x)
         logits = self.out(x)
         logits = sow(self, "logits", logits)
         return logits
+
+
+def normalise_rows(x: jax.Array, *, std: bool = False, eps: float = 0.1) -> jax.Array:
+    """``x (batch, freq, time)`` minus each row's mean over time (divided by its standard
+    deviation + ``eps`` when ``std``): per-utterance mean normalisation of every band."""
+    x = x - jnp.mean(x, axis=2, keepdims=True)
+    if std:
+        x = x / (jnp.std(x, axis=2, keepdims=True) + eps)
+    return x
 
 
 class FrameMLP(nnx.Module):

@@ -340,8 +340,10 @@ def load_checkpoint(directory: str | Path, *,
     try:
         # Build abstractly (shapes only): initialising weights that the checkpoint replaces
         # anyway compiled one XLA program per parameter and took ~10 s of every start.
+        options = {k: v for k, v in kw.items() if k not in ("n_classes", "input_shape")}
         model = nnx.eval_shape(lambda: build_model(arch, n_classes=kw["n_classes"],
-                                                   input_shape=kw["input_shape"]))
+                                                   input_shape=kw["input_shape"],
+                                                   options=options))
     except (ValueError, TypeError) as e:  # TypeError: a factory with the wrong signature
         raise _fail(f"cannot rebuild architecture {arch!r} ({e})", directory, arch) from e
     _restore_into(model, state_dir, directory, arch)

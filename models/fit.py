@@ -33,10 +33,22 @@ class FitConfig:
     reverb: float = 0.0  # with augment: probability of an exponential reverberant tail
     tilt: float = 0.0  # with augment: largest spectral tilt, log10 units across the band
     gate: float = 0.0  # with augment: probability of gating quiet cells to silence
+    noise: float = 0.0  # with augment: probability of adding stationary noise
+    noise_depth: tuple[float, float] = (2.0, 4.0)  # its level, log10 units below the maximum
     patience: int = 6
     seed: int = 0
     time_budget_s: float | None = None
     frame_stride: int = 4  # frame_mlp: every n-th frame of each utterance is a training sample
+    # options of the architecture's constructor, e.g. (("input_norm", "mean"),) for
+    # soomro_cnn; saved in the checkpoint's arch_kwargs so it rebuilds the same model
+    arch_options: tuple[tuple[str, object], ...] = ()
+
+    def __post_init__(self):
+        # a dict, or pairs read back from JSON as lists, become sorted (name, value) tuples,
+        # so a config rebuilt from a checkpoint's metadata equals the one it was trained with
+        items = self.arch_options
+        items = items.items() if isinstance(items, dict) else items
+        object.__setattr__(self, "arch_options", tuple(sorted((str(k), v) for k, v in items)))
 
 
 # The first-run default model: a fixed, seeded recipe with no time budget, so every machine
@@ -44,9 +56,10 @@ class FitConfig:
 # machine). The augmentation aims at real voices (measured in docs/experiments/accuracy/):
 # time shifts as wide as a centred real clip needs, band limits at 3.4-5.5 kHz (FSDD is 8 kHz
 # audio), vocal-tract-length warping, reverberant tails, microphone tilt and noise gating.
-DEFAULT_RECIPE = FitConfig(arch="soomro_cnn", epochs=12, batch_size=32, learning_rate=3e-3,
-                           patience=100, seed=0, time_budget_s=None, time_shift=0.35,
-                           band_limit=0.5, freq_warp=0.12, reverb=0.3, tilt=0.5, gate=0.3)
+RECIPE_R2 = FitConfig(arch="soomro_cnn", epochs=12, batch_size=32, learning_rate=3e-3,
+                      patience=100, seed=0, time_budget_s=None, time_shift=0.35,
+                      band_limit=0.5, freq_warp=0.12, reverb=0.3, tilt=0.5, gate=0.3)
+DEFAULT_RECIPE = RECIPE_R2
 
 
 def feature_params_for(arch: str, kind: str = "") -> FeatureParams:
@@ -85,7 +98,8 @@ LAST, BEST = ".last", ".best"  # per-epoch checkpoints inside OUT while training
 
 def _base_metadata(config: FitConfig, corpus, params: FeatureParams, shape) -> dict:
     return {"arch": config.arch,
-            "arch_kwargs": {"n_classes": len(corpus.labels), "input_shape": list(shape)},
+            "arch_kwargs": {"n_classes": len(corpus.labels), "input_shape": list(shape),
+                            **dict(config.arch_options)},
             "labels": list(corpus.labels), "features": params.to_dict(), "corpus": corpus.spec,
             "config": {k: getattr(config, k) for k in config.__dataclass_fields__}}
 
@@ -145,7 +159,8 @@ def _augmenter(config: FitConfig):
                        freq_width=max(1, rows // 12), time_width=max(1, frames // 12),
                        freq_warp=config.freq_warp, band_limit=config.band_limit,
                        band_rows=tuple(row_of_frequency(params, hz) for hz in config.band_hz),
-                       reverb=config.reverb, tilt=config.tilt, gate=config.gate)
+                       reverb=config.reverb, tilt=config.tilt, gate=config.gate,
+                       noise=config.noise, noise_depth=tuple(config.noise_depth))
 
 
 def row_of_frequency(params: FeatureParams, hz: float) -> int:
@@ -217,7 +232,7 @@ def fit(corpus, out_dir: str | Path, config: FitConfig = FitConfig(), *,
     model, history = _resume_point(Path(out_dir), base, log) if resume else (None, [])
     if model is None:
         model = build_model(config.arch, n_classes=len(corpus.labels), input_shape=shape,
-                            seed=config.seed)
+                            seed=config.seed, options=dict(config.arch_options))
     model, best_epoch = _train(model, data, config, Path(out_dir), base, history, progress,
                                on_epoch)
     xte, yte = to_model_inputs(config.arch, splits["test"], stride=1, floor=params.floor)

@@ -46,8 +46,9 @@ def _ddevis(*, n_classes: int, input_shape: tuple[int, int], rngs: nnx.Rngs) -> 
     return DdevisCNN(n_classes, input_shape, rngs=rngs)
 
 
-def _soomro(*, n_classes: int, input_shape: tuple[int, int], rngs: nnx.Rngs) -> nnx.Module:
-    return SoomroCNN(n_classes, input_shape, rngs=rngs)
+def _soomro(*, n_classes: int, input_shape: tuple[int, int], rngs: nnx.Rngs,
+            **options) -> nnx.Module:
+    return SoomroCNN(n_classes, input_shape, rngs=rngs, **options)
 
 
 def _frame_mlp(*, n_classes: int, input_shape: tuple[int, int], rngs: nnx.Rngs) -> nnx.Module:
@@ -129,7 +130,8 @@ def resolve_factory(arch: str) -> Factory:
     return obj
 
 
-def build_model(arch: str, *, n_classes: int, input_shape, seed: int = 0) -> nnx.Module:
+def build_model(arch: str, *, n_classes: int, input_shape, seed: int = 0,
+                options: dict | None = None) -> nnx.Module:
     """Build architecture ``arch`` with parameters initialised from ``seed``.
 
     Args:
@@ -137,6 +139,9 @@ def build_model(arch: str, *, n_classes: int, input_shape, seed: int = 0) -> nnx
       n_classes: number of output classes.
       input_shape: ``(freq, time)`` of one input example.
       seed: integer seed of the ``nnx.Rngs`` (parameters and dropout).
+      options: further keyword arguments of the factory (a checkpoint's ``arch_kwargs``
+        beyond ``n_classes`` and ``input_shape``, e.g. ``{"input_norm": "mean"}`` for
+        ``soomro_cnn``); none by default, so older checkpoints build as before.
     Returns:
       the ``nnx.Module`` (in nnx's default training mode).
     """
@@ -145,7 +150,8 @@ def build_model(arch: str, *, n_classes: int, input_shape, seed: int = 0) -> nnx
     if len(shape) != 2 or min(shape) < 1 or int(n_classes) < 1:
         raise ValueError(f"need n_classes >= 1 and input_shape (freq, time) > 0, "
                          f"got {n_classes}, {input_shape}")
-    model = factory(n_classes=int(n_classes), input_shape=shape, rngs=nnx.Rngs(int(seed)))
+    model = factory(n_classes=int(n_classes), input_shape=shape, rngs=nnx.Rngs(int(seed)),
+                    **dict(options or {}))
     if not isinstance(model, nnx.Module):
         raise ValueError(f"factory of {arch!r} returned {type(model).__name__}, "
                          "expected an nnx.Module")
