@@ -45,6 +45,11 @@ class SpecAugment:
       tilt: largest spectral tilt, log10 units from the bottom to the top row (0.5: ±5 dB).
       gate, gate_depth: with probability ``gate`` cells more than a depth drawn in
         ``gate_depth`` (log10 units) below the maximum become the floor.
+      noise, noise_depth: with probability ``noise`` stationary noise is added to the power:
+        a level drawn in ``noise_depth`` (log10 units below the clip's maximum: the SNR of its
+        loudest cell) times an exponentially distributed draw per cell (the power of a
+        Gaussian noise's STFT bin), before the band limit (a band-limited microphone's noise
+        is band-limited too).
     """
 
     floor: float = -4.0
@@ -62,6 +67,8 @@ class SpecAugment:
     tilt: float = 0.0
     gate: float = 0.0
     gate_depth: tuple[float, float] = (2.0, 3.5)
+    noise: float = 0.0
+    noise_depth: tuple[float, float] = (2.0, 4.0)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = np.array(x, dtype=np.float32, copy=True)
@@ -102,19 +109,35 @@ class SpecAugment:
             if self.band_limit and rng.random() < self.band_limit else None
         depth = float(rng.uniform(*self.gate_depth)) \
             if self.gate and rng.random() < self.gate else None
-        if not tilt and decay is None and cutoff is None and depth is None:
+        # drawn last, and only when on, so recipes without noise draw exactly as before
+        noise = float(rng.uniform(*self.noise_depth)) \
+            if self.noise and rng.random() < self.noise else None
+        if not tilt and decay is None and cutoff is None and depth is None and noise is None:
             return spec
         floored = spec <= self.floor
         if tilt:
             spec = spec + tilt * np.linspace(-0.5, 0.5, spec.shape[0], dtype=np.float32)[:, None]
         if decay is not None:
             spec = reverberate(spec, decay[0], decay[1], floored=floored)
+        if noise is not None:
+            spec = add_noise(spec, noise, rng, floored=floored)
         if cutoff is not None:
             spec[cutoff:] = -np.inf
         spec = np.maximum(spec - spec.max(), self.floor)
         if depth is not None:
             spec[spec < -depth] = self.floor
         return spec.astype(np.float32)
+
+
+def add_noise(spec: np.ndarray, depth: float, rng: np.random.Generator, *,
+              floored: np.ndarray | None = None) -> np.ndarray:
+    """Log10 power ``spec (freq, time)`` plus noise of mean power ``depth`` log10 units below
+    the maximum, exponentially distributed per cell. Floored cells count as silence."""
+    power = np.power(10.0, spec.astype(np.float64))
+    if floored is not None:
+        power[floored] = 0.0
+    level = 10.0 ** (float(np.max(spec)) - depth)
+    return np.log10(power + level * rng.exponential(1.0, size=spec.shape))
 
 
 def reverberate(spec: np.ndarray, frames: float, gain_db: float, *,
