@@ -13,7 +13,7 @@ DEFAULT_CORPUS = "synth"
 DEFAULT_ARCH = "soomro_cnn"
 # Bumped whenever models.fit.DEFAULT_RECIPE changes, so a model cached by an older recipe (or
 # by the old time-budgeted first run) is not reused.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 
 def default_model_dir() -> Path:
@@ -48,10 +48,14 @@ def ensure_default_model(*, budget_s: float | None = None, log=print) -> Path:
         # Validate the metadata only: restoring the weights here and again in the server
         # doubled the time of every later start. A damaged state still fails loudly there.
         try:
-            validate_metadata(json.loads((out / "metadata.json").read_text()), out)
-            if any((out / "state").iterdir()):
+            meta = json.loads((out / "metadata.json").read_text())
+            validate_metadata(meta, out)
+            if not _same_recipe(meta.get("config")):
+                log("cached default model was trained by another recipe; retraining")
+            elif any((out / "state").iterdir()):
                 return out
-            log("cached default model has no weights; retraining")
+            else:
+                log("cached default model has no weights; retraining")
         except (CheckpointError, ValueError, OSError) as exc:
             log(f"cached default model unusable ({exc}); retraining")
     from models.fit import DEFAULT_RECIPE, fit
@@ -64,6 +68,21 @@ def ensure_default_model(*, budget_s: float | None = None, log=print) -> Path:
     log(f"corpus ready in {time.perf_counter() - t0:.1f} s ({len(corpus.items)} clips)")
     fit(corpus, out, DEFAULT_RECIPE, log=log)
     return out
+
+
+def _same_recipe(config) -> bool:
+    """Whether a cached model's recorded ``config`` is today's ``DEFAULT_RECIPE`` (compared
+    as JSON: tuples read back as lists). A recipe changed without a new ``RECIPE_VERSION``
+    would otherwise serve the old model."""
+    import json
+    from dataclasses import asdict
+
+    from models.fit import DEFAULT_RECIPE
+
+    def canon(value):
+        return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+    return config is not None and canon(config) == canon(asdict(DEFAULT_RECIPE))
 
 
 def resolve_model(path: str | None) -> Path | str:

@@ -33,6 +33,34 @@ def test_first_run_trains_the_recipe_whatever_budget_a_caller_passes(monkeypatch
     assert out.parent == tmp_path / "models"
 
 
+def test_a_cached_model_of_another_recipe_is_retrained(monkeypatch, tmp_path):
+    # The cache folder carries RECIPE_VERSION; the recorded config is checked too, so a recipe
+    # changed without a version bump never serves the old model.
+    import json
+    from dataclasses import asdict
+
+    monkeypatch.setenv("HEARSIGHT_HOME", str(tmp_path))
+    out = inputs.default_model_dir()
+    assert out.name == f"default-soomro_cnn-synth-r{inputs.RECIPE_VERSION}"
+    trained = []
+    monkeypatch.setattr(inputs, "open_corpus_args", lambda spec: type(
+        "C", (), {"items": (), "spec": spec})())
+    monkeypatch.setattr(fit_module, "fit", lambda corpus, o, config, **kw: trained.append(o))
+    import models.checkpoint as ckpt
+
+    monkeypatch.setattr(ckpt, "validate_metadata", lambda meta, d: None)
+    (out / "state").mkdir(parents=True)
+    (out / "state" / "w").write_text("x")
+    lines = []
+    for config, retrained in ((asdict(replace(DEFAULT_RECIPE, epochs=3)), True),
+                              (json.loads(json.dumps(asdict(DEFAULT_RECIPE))), False)):
+        (out / "metadata.json").write_text(json.dumps({"config": config}))
+        trained.clear()
+        assert inputs.ensure_default_model(log=lines.append) == out
+        assert bool(trained) is retrained
+    assert "trained by another recipe" in lines[0]
+
+
 @pytest.fixture()
 def tiny_corpus(tmp_path, fsdd_dir):
     """Twelve FSDD clips of two digits: takes 0 test, 5 valid, 10-13 train."""
