@@ -77,12 +77,18 @@ def _same_recipe(config) -> bool:
     import json
     from dataclasses import asdict
 
-    from models.fit import DEFAULT_RECIPE
+    from models.fit import DEFAULT_RECIPE, FitConfig
 
     def canon(value):
         return json.loads(json.dumps(value, sort_keys=True, default=str))
 
-    return config is not None and canon(config) == canon(asdict(DEFAULT_RECIPE))
+    if not isinstance(config, dict):
+        return False
+    # A field added to FitConfig since the model was cached reads as its default (which keeps
+    # the old behaviour), so adding an option does not retrain everyone's model.
+    known = {**canon(asdict(FitConfig())), **canon(config)}
+    want = canon(asdict(DEFAULT_RECIPE))
+    return all(known.get(k) == v for k, v in want.items())
 
 
 def resolve_model(path: str | None) -> Path | str:
