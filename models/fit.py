@@ -35,6 +35,10 @@ class FitConfig:
     gate: float = 0.0  # with augment: probability of gating quiet cells to silence
     noise: float = 0.0  # with augment: probability of adding stationary noise
     noise_depth: tuple[float, float] = (2.0, 4.0)  # its level, log10 units below the maximum
+    masks: int = 1  # with augment: SpecAugment frequency masks and time masks, each
+    # > 0: the saved model is the mean of the weights after each of the last average_last
+    # epochs (weight averaging, Izmailov et al. 2018), not the best validation epoch
+    average_last: int = 0
     patience: int = 6
     seed: int = 0
     time_budget_s: float | None = None
@@ -161,6 +165,7 @@ def _augmenter(config: FitConfig):
     params = feature_params_for(config.arch, config.features)
     rows, frames = params.shape
     return SpecAugment(floor=params.floor, max_shift=int(frames * config.time_shift),
+                       freq_masks=config.masks, time_masks=config.masks,
                        freq_width=max(1, rows // 12), time_width=max(1, frames // 12),
                        freq_warp=config.freq_warp, band_limit=config.band_limit,
                        band_rows=tuple(row_of_frequency(params, hz) for hz in config.band_hz),
@@ -188,6 +193,12 @@ def _train(model, data, config: FitConfig, out_dir: Path, base: dict, history: l
     from models.train import train_classifier
 
     offset = len(history)
+    averager = _WeightAverage(config.epochs - config.average_last) if config.average_last else None
+    saver = _epoch_saver(out_dir, base, history, offset, on_epoch)
+    if averager is not None:
+        def saver(epoch, model, metrics, _save=saver):
+            averager.add(epoch + offset, model)
+            _save(epoch, model, metrics)
     spent = sum(h.get("seconds", 0.0) for h in history)
     budget = None if config.time_budget_s is None else config.time_budget_s - spent
     if offset < config.epochs and (budget is None or budget > 0):
@@ -196,13 +207,43 @@ def _train(model, data, config: FitConfig, out_dir: Path, base: dict, history: l
                          batch_size=config.batch_size, learning_rate=config.learning_rate,
                          patience=config.patience, seed=config.seed + offset,
                          progress=progress, time_budget_s=budget, augment=_augmenter(config),
-                         on_epoch=_epoch_saver(out_dir, base, history, offset, on_epoch))
+                         on_epoch=saver)
     accs = [h["valid_acc"] for h in history]
+    if averager is not None and averager.n:
+        averager.apply(model)
+        return model, len(history)
     best_epoch = int(np.argmax(accs)) + 1
     if best_epoch <= offset:
         # the best epoch came before resuming
         model, _ = load_checkpoint(Path(out_dir) / BEST, trusted_arch=config.arch)
     return model, best_epoch
+
+
+class _WeightAverage:
+    """Running mean of a model's parameters after every epoch numbered above ``after``."""
+
+    def __init__(self, after: int):
+        self.after, self.n, self.sum = int(after), 0, None
+
+    def add(self, epoch: int, model) -> None:
+        if epoch <= self.after:
+            return
+        from flax import nnx
+        import jax
+
+        leaves = [np.asarray(v, np.float64) for v in jax.tree.leaves(nnx.state(model, nnx.Param))]
+        self.sum = leaves if self.sum is None else [a + b for a, b in zip(self.sum, leaves)]
+        self.n += 1
+
+    def apply(self, model) -> None:
+        from flax import nnx
+        import jax
+
+        state = nnx.state(model, nnx.Param)
+        treedef = jax.tree.structure(state)
+        old = jax.tree.leaves(state)
+        mean = [np.asarray(s / self.n, dtype=o.dtype) for s, o in zip(self.sum, old)]
+        nnx.update(model, jax.tree.unflatten(treedef, mean))
 
 
 def fit(corpus, out_dir: str | Path, config: FitConfig = FitConfig(), *,
@@ -245,6 +286,8 @@ def fit(corpus, out_dir: str | Path, config: FitConfig = FitConfig(), *,
     metadata = {**base, "split": {s: len(a.y) for s, a in splits.items()},
                 "metrics": {"test": test, "best_valid_acc": history[best_epoch - 1]["valid_acc"],
                             "best_epoch": best_epoch, "history": list(history),
+                            **({"averaged_epochs": config.average_last}
+                               if config.average_last else {}),
                             "train_seconds": round(time.perf_counter() - t0, 1)}}
     save_checkpoint(out_dir, model, metadata)
     log(f"test accuracy {test['accuracy']:.4f} on {test['n']} clips; saved to {out_dir}")
