@@ -102,11 +102,16 @@ def _build_session(shared, tab, *, example):
     return session, template
 
 
-# A hidden page's card (the template's wrapper of its root) takes no room. One rule, anchored by
-# child combinators: five :has() rules (corners, margins) doubled Chrome's style recalculation
-# per maximisation step in a session that had visited every tab.
+# A hidden page's card (the template's wrapper of its root) takes no room; the tab strip's card
+# and the shown page's card sit together, as one card did when the pages were in the tabs.
 PAGE_CSS = """
-#main > .card-margin:has(> .pn-wrapper > div > .hs-page-hidden) { display: none; }
+#main .card-margin:has(.hs-page-hidden) { display: none; }
+#main .card-margin:has(.hs-tabs) { margin-bottom: 0; }
+#main .card-margin:has(.hs-tabs) .pn-wrapper { border-bottom-left-radius: 0;
+  border-bottom-right-radius: 0; }
+#main .card-margin:has(.hs-page) { margin-top: 0; }
+#main .card-margin:has(.hs-page) .pn-wrapper { border-top-left-radius: 0;
+  border-top-right-radius: 0; }
 """
 
 
