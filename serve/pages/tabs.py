@@ -87,9 +87,6 @@ def _build_session(shared, tab, *, example):
         show(name)  # built (the first time) before it is shown
         for other, holder in holders.items():
             holder.visible = other == name
-            # The template wraps every root in a card of its own: PAGE_CSS hides a hidden
-            # page's card through this class (on the root's element, outside its shadow root).
-            holder.css_classes = ["hs-page"] if other == name else ["hs-page", "hs-page-hidden"]
 
     to_front(names[tabs.active])
     tabs.param.watch(lambda event: to_front(names[event.new]), "active")
@@ -98,21 +95,8 @@ def _build_session(shared, tab, *, example):
 
     template = _template_class()(title="hearsight", sidebar=[sidebar],
                                  main=[tabs, *holders.values()], sidebar_width=320,
-                                 raw_css=[PAGE_CSS], **template_style())
+                                 **template_style())
     return session, template
-
-
-# A hidden page's card (the template's wrapper of its root) takes no room; the tab strip's card
-# and the shown page's card sit together, as one card did when the pages were in the tabs.
-PAGE_CSS = """
-#main .card-margin:has(.hs-page-hidden) { display: none; }
-#main .card-margin:has(.hs-tabs) { margin-bottom: 0; }
-#main .card-margin:has(.hs-tabs) .pn-wrapper { border-bottom-left-radius: 0;
-  border-bottom-right-radius: 0; }
-#main .card-margin:has(.hs-page) { margin-top: 0; }
-#main .card-margin:has(.hs-page) .pn-wrapper { border-top-left-radius: 0;
-  border-top-right-radius: 0; }
-"""
 
 
 @functools.cache

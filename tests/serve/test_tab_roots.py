@@ -45,8 +45,6 @@ def test_pages_are_roots_of_their_own_shown_one_at_a_time(shared, fsdd_dir):
         session.show(name)
         shown = [r for r in page_roots if r.visible]
         assert len(shown) <= 1  # never two pages at once
-        # the template's card of a hidden page is hidden by its class (tabs.PAGE_CSS)
-        assert all(("hs-page-hidden" in r.css_classes) == (not r.visible) for r in page_roots)
         assert {m.id for m in doc.models} == ids  # nothing rebuilt, nothing dropped
     session.show("Inspect")
     shown = [r for r in page_roots if r.visible]
@@ -55,6 +53,3 @@ def test_pages_are_roots_of_their_own_shown_one_at_a_time(shared, fsdd_dir):
     now = [r for r in page_roots if r.visible]
     assert len(now) == 1 and now[0] is not shown[0]  # the shown root changed with the tab
     assert {m.id for m in doc.models} == ids
-    thread = getattr(session.pages["Explain"], "_thread", None)
-    if thread is not None:  # Explain's automatic analysis: not left running at exit
-        thread.join(120)
