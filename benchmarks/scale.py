@@ -97,7 +97,7 @@ def run_cluster(store_path: Path, workers: int, memory: str, out: Path, align: b
     store = open_activation_store(store_path)
     row = {"workers": workers, "worker_memory": memory, "layers": {}}
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      memory_limit=memory, dashboard_address=None) as cluster, \
+                      memory_limit=memory, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         layouts = []
         # A one-layer store is projected twice (other pivots) and the second layout aligned

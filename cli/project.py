@@ -24,7 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--activations", required=True, help="store folder (hearsight activations)")
     p.add_argument("--method", default="pivotmds", choices=list(PROJECTION_METHODS))
     p.add_argument("--layers", default="all", help="comma-separated layer names or 'all'")
-    p.add_argument("--out", required=True, help="output .parquet (a .json sidecar is written too)")
+    p.add_argument("--out", required=True, help="output .parquet (a .json sidecar is written too); with --cluster a "
+                        "folder instead writes a partitioned layout store, one Parquet part "
+                        "per row group, written by the workers")
     p.add_argument("--pivots", type=int, default=50, help="PivotMDS pivots")
     p.add_argument("--pivot-strategy", default="maxmin", choices=["maxmin", "random"],
                    help="how PivotMDS picks its pivots: max-min (spread out, k passes over the "
@@ -60,6 +62,8 @@ def run(args):
     keys = jax.random.split(jax.random.key(args.seed), len(layers))
     n = rows[grid] if grid else next(iter(rows.values()))
     sample = _quality_rows(n, args.quality_n, args.seed)
+    if args.cluster and Path(args.out).suffix != ".parquet":
+        return _parts_on_cluster(args, store, layers, keys, sample, n)
     if args.cluster:
         aligned, fits, quality = _on_cluster(args, store, layers, keys, sample)
     else:
@@ -136,7 +140,33 @@ def _in_memory(args, store, layers, keys, sample, *, grid=None):
     return aligned, fits, _qualities(x_rows, aligned, sample)
 
 
-def _on_cluster(args, store, layers, keys, sample):
+def _parts_on_cluster(args, store, layers, keys, sample, n):
+    """``--cluster`` with a folder as ``--out``: the aligned layouts are written by the workers
+    as a partitioned layout store (:mod:`data.layout_parts`), one part per row group of the
+    store; only the quality sample's rows reach this process."""
+    from data.layout_parts import write_layout_parts
+
+    def write(fits, x_rows):
+        from engine.projection import projection_quality
+
+        quality = [None] * len(fits)
+        if sample is not None:  # the sampled rows of each aligned layout only
+            quality = [projection_quality(x, np.asarray(f.aligned[sample].compute(),
+                                                        np.float32), max_n=len(sample))
+                       for x, f in zip(x_rows, fits)]
+        sidecar = _sidecar(args, store, layers, fits, quality, n)
+        return write_layout_parts(args.out, store, layers, [f.aligned for f in fits], sidecar)
+
+    manifest = _on_cluster(args, store, layers, keys, sample, then=write)
+    if not args.json:
+        for name in layers:
+            s = manifest["per_layer"][name]
+            print(f"{name:>10s}: residual {s['residual']:.4f}, reflected {s['reflected']}")
+        print(f"wrote {manifest['parts']} parts of {manifest['n']:,} points to {args.out}")
+    return manifest
+
+
+def _on_cluster(args, store, layers, keys, sample, then=None):
     """PivotMDS of every layer on the cluster (layout blocks written by the workers beside the
     output), aligned there from reductions; only the ``(n, 2)`` layouts come back."""
     import tempfile
@@ -157,6 +187,8 @@ def _on_cluster(args, store, layers, keys, sample):
                                           out=Path(scratch) / name))
             x_rows.append(None if sample is None else np.asarray(x[sample].compute()))
         fits = dask_align_layers(layouts)
+        if then is not None:  # while the workers' layout blocks still exist
+            return then(fits, x_rows)
         aligned = [np.asarray(f.aligned.compute(), np.float32) for f in fits]
     return aligned, fits, _qualities(x_rows, aligned, sample)
 

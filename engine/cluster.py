@@ -44,8 +44,10 @@ def connect(address: str, *, memory_limit: str = "auto"):
 
     n = local_workers(address)
     if n is not None:
+        # dashboard_address=":0": a free port (None still binds :8787, so a second local
+        # cluster on the machine, e.g. two commands at once, failed to start).
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                          memory_limit=memory_limit, dashboard_address=None) as cluster, \
+                          memory_limit=memory_limit, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             yield client
         return

@@ -63,7 +63,7 @@ def test_a_killed_worker_leaves_the_store_complete(tiny_checkpoint, corpus_dir, 
         level="utterance")
     killed = []
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         def batches():
             for i, batch in enumerate(cluster_activation_batches(
                     client, str(tiny_checkpoint), items, batch_size=2, level="utterance",

@@ -179,3 +179,32 @@ def test_project_pools_layers_of_different_frame_counts_onto_one_grid(tmp_path, 
     assert main(["project", "--activations", str(store), "--cluster", "local:1",
                  "--out", str(out)]) == 2
     assert "in memory only" in capsys.readouterr().err
+
+
+def test_project_on_a_cluster_into_a_folder_writes_layout_parts_equal_to_the_file(tmp_path):
+    pytest.importorskip("distributed")
+    from data.layout_parts import read_manifest
+
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((60, 5)).astype(np.float32) * np.float32([3, 2, 1, 0.5, 0.2])
+    batches = [BatchActs(item_id=[f"i{j}" for j in range(s, s + 20)],
+                         label=["yes", "no"] * 10, speaker=["s"] * 20, prediction=["yes"] * 20,
+                         correct=np.ones(20, bool), confidence=np.full(20, 0.9, np.float32),
+                         acts={"a": z[s:s + 20], "b": (z[s:s + 20] * 2).astype(np.float32)})
+               for s in (0, 20, 40)]
+    root = write_activation_store(tmp_path / "store", batches, level="utterance", meta={},
+                                  rows_per_part=20)
+    common = ["project", "--activations", str(root), "--pivots", "10", "--pivot-strategy",
+              "random", "--quality-n", "30", "--cluster", "local:2"]
+    assert main([*common, "--out", str(tmp_path / "one.parquet")]) == 0
+    assert main([*common, "--out", str(tmp_path / "parts")]) == 0
+    one = pd.read_parquet(tmp_path / "one.parquet")
+    parts = pd.concat([pd.read_parquet(p) for p in sorted((tmp_path / "parts").glob("part-*"))],
+                      ignore_index=True)
+    manifest = read_manifest(tmp_path / "parts")
+    assert manifest["parts"] == 3 and manifest["n"] == 60 and manifest["layers"] == ["a", "b"]
+    assert list(parts["item_id"]) == list(one["item_id"])
+    for col in ("x_a", "y_a", "x_b", "y_b"):
+        np.testing.assert_allclose(parts[col], one[col], atol=1e-5 * np.ptp(one[col]))
+    assert manifest["per_layer"]["b"]["quality"]["n"] == 30
+    assert not list(tmp_path.glob(".project-*"))

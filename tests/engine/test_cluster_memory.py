@@ -63,7 +63,7 @@ def test_a_layer_larger_than_the_workers_memory_is_projected_block_by_block(tmp_
                           "distributed.worker.memory.spill": False,
                           "distributed.worker.memory.target": False}), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      memory_limit=f"{LIMIT_MB}MB", dashboard_address=None) as cluster, \
+                      memory_limit=f"{LIMIT_MB}MB", dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         workers = set(client.scheduler_info()["workers"])
         x = store.dask_layer("layer")
