@@ -50,3 +50,46 @@ def geometry_indices(x, y, geometry: dict) -> np.ndarray:
     if kind == "poly":
         return points_in_polygon(x, y, list(geometry["x"]), list(geometry["y"]))
     return np.zeros(0, np.int64)
+
+
+def _segment_of(n_layers: int, position: float) -> tuple[int, int, np.float32]:
+    i = min(int(np.floor(position)), n_layers - 1)
+    return i, min(i + 1, n_layers - 1), np.float32(position - i)
+
+
+def _select_part(part, xa: str, xb: str, ya: str, yb: str, t, geometry: dict, keep: int):
+    """One partition's ``(count, first keep selected rows)`` (the formula of
+    :func:`layout_points`, in float32)."""
+    x, y = part[xa].to_numpy(np.float32), part[ya].to_numpy(np.float32)
+    if t != 0:
+        x = x + t * (part[xb].to_numpy(np.float32) - x)
+        y = y + t * (part[yb].to_numpy(np.float32) - y)
+    idx = geometry_indices(x, y, geometry)
+    return int(idx.size), part.iloc[idx[:keep]]
+
+
+def select_partitioned(frame, layers, position: float, geometry: dict, *, keep: int):
+    """Points of a Dask DataFrame of layouts (``x_<layer>``/``y_<layer>`` columns) inside
+    ``geometry`` at ``position``, every partition tested where dask runs it.
+
+    Returns ``(count, rows)``: how many points are selected, and the first ``keep`` of them in
+    store order (all their columns), so nothing of size ``n`` reaches this process."""
+    import dask
+    import pandas as pd
+
+    i, j, t = _segment_of(len(layers), position)
+    a, b = layers[i], layers[j]
+    tasks = [dask.delayed(_select_part)(p, f"x_{a}", f"x_{b}", f"y_{a}", f"y_{b}", t,
+                                        dict(geometry), keep) for p in frame.to_delayed()]
+    results = dask.compute(*tasks)
+    count = sum(c for c, _ in results)
+    heads = [rows for c, rows in results if c]
+    rows = (pd.concat(heads, ignore_index=True).head(keep) if heads
+            else frame._meta.iloc[:0].reset_index(drop=True))
+    return count, rows
+
+
+def rows_xy(rows, layers) -> np.ndarray:
+    """``(layers, m, 2)`` float32 layouts of selected ``rows`` (see :func:`layout_points`)."""
+    return np.stack([np.stack([rows[f"x_{k}"].to_numpy(np.float32),
+                               rows[f"y_{k}"].to_numpy(np.float32)], axis=1) for k in layers])

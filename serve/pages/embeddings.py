@@ -176,8 +176,10 @@ class EmbeddingsPage:
         self.slider.disabled = self.player.disabled = last == 0
         self.slider.format = layer_formatter(lay.layers)
         self.metrics.object = EL.quality_frame(lay)
+        where = (" · partitioned store, drawn by dask"
+                 if getattr(lay, "partitioned", False) else "")
         self.progress.object = (f"{lay.n:,} points · {len(lay.layers)} layers · "
-                                f"{self.method.value}")
+                                f"{self.method.value}{where}")
 
     def _on_method(self, event) -> None:
         if event.new in self.layouts:
@@ -202,10 +204,12 @@ class EmbeddingsPage:
             self.player.value = step
         self.cloud_view.render()
 
-    def _on_select(self, meta: pd.DataFrame, rows: np.ndarray) -> None:
-        """List the selected rows, frame-level ones with their time in the clip."""
+    def _on_select(self, meta: pd.DataFrame, rows: np.ndarray, *,
+                   total: int | None = None) -> None:
+        """List the selected rows, frame-level ones with their time in the clip (``total``:
+        the selection's size when ``rows`` are only its first rows, see CloudView)."""
         if "frame" not in meta:
-            self.list.show(meta, rows)
+            self.list.show(meta, rows, total=total)
             return
         # Only the listed rows get a time column (not all 10M rows of the layouts); the list
         # takes the first ``max_rows`` of ``rows``, so it is handed those rows renumbered.
@@ -213,9 +217,12 @@ class EmbeddingsPage:
         shown.insert(shown.columns.get_loc("frame") + 1, "time_s",
                      frame_times(shown["frame"].to_numpy(), self._frames_per_clip(meta),
                                  clip_seconds(self.session.predictor.params)))
-        self.list.show(shown, np.arange(rows.size))
+        self.list.show(shown, np.arange(rows.size), total=total)
 
     def _frames_per_clip(self, meta: pd.DataFrame) -> int:
+        known = getattr(self.cloud_view.layouts, "frames_per_clip", None)
+        if known:  # a partitioned store's manifest (meta is only the selected rows)
+            return int(known)
         key = id(meta)
         if getattr(self, "_frames_key", None) != key:
             self._frames_key, self._frames = key, int(meta["frame"].max()) + 1
@@ -275,13 +282,17 @@ def shared_projection(path) -> EL.Layouts:
     with _PROJECTIONS_GUARD:
         lock = _PROJECTION_LOCKS.setdefault(key, threading.Lock())
     with lock:
-        st = Path(key).stat() if Path(key).is_file() else None
+        from data.layout_parts import LAYOUT_MANIFEST, is_layout_parts
+
+        stamp = Path(key) / LAYOUT_MANIFEST if is_layout_parts(key) else Path(key)
+        st = stamp.stat() if stamp.is_file() else None
         version = None if st is None else (st.st_mtime_ns, st.st_size)
         cached = _PROJECTIONS.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
         layouts = EL.load_projection(path)  # raises the user-facing error for a missing file
-        layouts.xy.setflags(write=False)
+        if not getattr(layouts, "partitioned", False):
+            layouts.xy.setflags(write=False)
         with _PROJECTIONS_GUARD:
             _PROJECTIONS[key] = (version, layouts)  # the older version's copy goes
         return layouts

@@ -19,11 +19,13 @@ import pandas as pd
 import panel as pn
 from bokeh.events import RangesUpdate, Reset, SelectionGeometry
 
-from serve.pages.cloud_geometry import geometry_indices, layout_points
+from serve.pages.cloud_geometry import (geometry_indices, layout_points, rows_xy,
+                                        select_partitioned)
 
 SIZE = 800  # pixels of the square cloud image
 COLOURS = ("label", "speaker", "prediction", "correctness")
 MAX_RINGS = 100  # selections up to this many points are ringed, larger ones highlighted
+KEEP_SELECTED = 50_000  # a partitioned store's selection: rows kept here (listed, highlighted)
 
 
 # -- colours and captions ----------------------------------------------------------------
@@ -183,6 +185,8 @@ class CloudView:
         self._drawn = None  # the (x_range, y_range) of the last frame
         self._render_lock = threading.Lock()
         self.selected = np.zeros(0, np.int64)
+        self._sel_meta = self._sel_xy = None  # a partitioned store's kept selected rows
+        self.status = ""  # where and how fast the last partitioned frame was drawn
         fig, sources = cloud_figure(size=SIZE)
         self.image_source, self.anchor_source = sources["image"], sources["anchors"]
         self.highlight_source, self.sel_source = sources["highlight"], sources["selected"]
@@ -209,9 +213,16 @@ class CloudView:
         self.legend.object = legend_html(key)
         self.render()
 
+    @property
+    def partitioned(self) -> bool:
+        """Whether the shown layouts are a partitioned store (views aggregated by dask)."""
+        return bool(getattr(self.layouts, "partitioned", False))
+
     def cloud(self):
-        """``(MorphCloud, colour key)`` of the shown layouts and colour (built once per
-        process; the colourings of one layout share its arrays)."""
+        """``(MorphCloud or DaskCloud, colour key)`` of the shown layouts and colour (built once
+        per process; the colourings of one layout share its arrays)."""
+        if self.partitioned:
+            return partitioned_cloud(self.layouts, self.colour, self.labels)
         return shared_clouds(self.layouts).get(self.layouts, self.colour, self.labels)
 
     def position(self) -> float:
@@ -232,20 +243,45 @@ class CloudView:
             pos = self.position()
             self._auto = ranges_at(cloud, pos)
             view = self._drawn = self._view or self._auto
-            buffers = self._buffers.setdefault((self.name, self.colour), {})
-            # A copy: the shading buffers are reused by the next frame, and this one is
-            # serialised later, on the event loop. Fused: no per-session (n,) point buffers.
-            img = np.array(morph_frame(replace(cloud, x_range=view[0], y_range=view[1]), pos,
-                                       width=SIZE, height=SIZE, color_key=key, fused=True,
-                                       buffers=buffers, **_shading(lay.n)).data)
+            shown = replace(cloud, x_range=view[0], y_range=view[1])
+            caption = position_text(lay.layers, lay.reflected, pos)
+            if self.partitioned:
+                img = self._render_partitioned(shown, pos, key, caption)
+            else:
+                buffers = self._buffers.setdefault((self.name, self.colour), {})
+                # A copy: the shading buffers are reused by the next frame, and this one is
+                # serialised later, on the event loop. Fused: no per-session (n,) buffers.
+                img = np.array(morph_frame(shown, pos, width=SIZE, height=SIZE, color_key=key,
+                                           fused=True, buffers=buffers,
+                                           **_shading(lay.n)).data)
             self._publish("ranges", (self._auto, self._view is None))
             self._publish("image", _image_data(img, view))
-            self.caption.object = position_text(lay.layers, lay.reflected, pos)
+            self.caption.object = caption + (f" · {self.status}" if self.status else "")
             self._mark_selection()
         return img
 
+    def _render_partitioned(self, cloud, pos: float, key: dict, caption: str) -> np.ndarray:
+        """A frame of a partitioned store, aggregated by dask where the parts are (the caption
+        says so while it runs: a frame of 10M points on a cluster takes a second or more)."""
+        import time
+
+        from viz.embeddings_dask import dask_morph_frame, scheduler_name
+
+        where = scheduler_name()
+        self.caption.object = f"{caption} · drawing {self.layouts.n:,} points on {where} …"
+        start = time.perf_counter()
+        img = np.array(dask_morph_frame(cloud, pos, width=SIZE, height=SIZE, color_key=key,
+                                        **_shading(self.layouts.n)).data)
+        self.status = f"drawn on {where} in {time.perf_counter() - start:.2f} s"
+        return img
+
     def points_at(self, rows=None) -> tuple[np.ndarray, np.ndarray]:
-        """``(x, y)`` float32 of ``rows`` (default all points) at the current position."""
+        """``(x, y)`` float32 of ``rows`` (default all points) at the current position; for a
+        partitioned store, ``rows`` index the kept selected rows (there is no "all")."""
+        if self.partitioned:
+            if self._sel_xy is None or rows is None:
+                raise ValueError("a partitioned store's points are only read for a selection")
+            return layout_points(self._sel_xy, self.position(), rows)
         return layout_points(self.layouts.xy, self.position(), rows)
 
     def _publish(self, what: str, value) -> None:
@@ -295,16 +331,49 @@ class CloudView:
         self.render()
 
     def select_geometry(self, geometry: dict) -> np.ndarray:
-        """Select every point inside a ``rect`` or ``poly`` geometry at the current position."""
+        """Select every point inside a ``rect`` or ``poly`` geometry at the current position.
+
+        For a partitioned store every part is tested where dask runs (:func:`select_partitioned`)
+        and the first :data:`KEEP_SELECTED` selected rows are kept here; the returned indices
+        then number those kept rows."""
+        if self.partitioned:
+            return self._select_partitioned(geometry)
         x, y = self.points_at()
         idx = geometry_indices(x, y, geometry)
         self.set_selection(idx)
         return idx
 
-    def set_selection(self, idx) -> None:
-        """Select rows ``idx`` of the shown layouts: hand them on and mark them in the cloud."""
+    def _select_partitioned(self, geometry: dict) -> np.ndarray:
+        import time
+
+        from viz.embeddings_dask import scheduler_name
+
+        lay, where = self.layouts, scheduler_name()
+        self.caption.object = f"selecting among {lay.n:,} points on {where} …"
+        start = time.perf_counter()
+        count, rows = select_partitioned(lay.rows(), lay.layers, self.position(), geometry,
+                                         keep=KEEP_SELECTED)
+        self.status = (f"{count:,} selected on {where} in {time.perf_counter() - start:.2f} s"
+                       + (f", the first {len(rows):,} kept" if count > len(rows) else ""))
+        self._sel_xy = rows_xy(rows, lay.layers)
+        self._sel_meta = rows[[c for c in rows.columns
+                               if not c.startswith(("x_", "y_"))]].reset_index(drop=True)
+        idx = np.arange(len(rows))
+        self.set_selection(idx, total=count)
+        self.caption.object = (position_text(lay.layers, lay.reflected, self.position())
+                               + f" · {self.status}")
+        return idx
+
+    def set_selection(self, idx, *, total: int | None = None) -> None:
+        """Select rows ``idx`` of the shown layouts (of the kept selected rows, for a
+        partitioned store): hand them on and mark them in the cloud. ``total``: how many are
+        selected in all, when more than ``idx`` (a partitioned store keeps the first ones)."""
         self.selected = np.asarray(idx, np.int64)
-        self._on_select(self.layouts.meta, self.selected)
+        meta = self._sel_meta if self.partitioned else self.layouts.meta
+        if total is None:
+            self._on_select(meta, self.selected)
+        else:
+            self._on_select(meta, self.selected, total=total)
         self._mark_selection()
 
     def _mark_selection(self) -> None:
@@ -371,6 +440,26 @@ class SharedClouds:
                 cloud = replace(self._base, codes=codes, categories=cats)
                 self._coloured[key] = (cloud, default_color_key(cats))
             return self._coloured[key]
+
+
+def partitioned_cloud(parts, colour: str, labels: Sequence[str]):
+    """``(DaskCloud, colour key)`` of a partitioned layout store coloured by ``colour``, built
+    once per (colour, labels) and kept on the store object (shared by every session showing
+    it: one persisted frame on the cluster)."""
+    from viz.embeddings_dask import dask_cloud
+    from viz.embeddings_shade import default_color_key
+
+    if colour not in COLOURS:
+        raise ValueError(f"colour must be one of {COLOURS}, got {colour!r}")
+    key = ("cloud", colour, tuple(labels))
+    with parts.cache_lock:
+        if key not in parts.cache:
+            cats = parts.colour_categories(colour, labels)
+            frame = parts.plot_frame(labels)
+            cloud = dask_cloud(frame, parts.layers, parts.manifest["ranges"], column=colour,
+                               categories=cats, n=parts.n)
+            parts.cache[key] = (cloud, default_color_key(cats))
+        return parts.cache[key]
 
 
 _CLOUDS: dict[int, tuple] = {}  # id(layouts) -> (weakref to the layouts, SharedClouds)

@@ -178,10 +178,19 @@ def layout_steps(store, *, method: str, seed: int = 0, pivots: int = 50,
                    store.meta(grid or layers[0]), quality)
 
 
-def load_projection(path) -> Layouts:
+def load_projection(path):
     """:class:`Layouts` of a ``hearsight project`` Parquet (``x_<layer>``, ``y_<layer>`` and
-    metadata columns) with its JSON sidecar (layer order, reflections, quality) if present."""
+    metadata columns) with its JSON sidecar (layer order, reflections, quality) if present;
+    a partitioned layout store (a folder with ``layout.json``, from ``hearsight project
+    --cluster ... --out FOLDER``) opens lazily as :class:`data.layout_parts.LayoutParts`."""
+    from data.layout_parts import is_layout_parts, open_layout_parts
+
     path = Path(path)
+    if path.is_dir():
+        if not is_layout_parts(path):
+            raise ValueError(f"{path} is a folder without layout.json: not a layout store "
+                             "(write one with `hearsight project --cluster ... --out FOLDER`)")
+        return open_layout_parts(path)
     if not path.is_file():
         raise ValueError(f"projection file {path} does not exist; write it with "
                          "`hearsight project --activations DIR --out FILE`")

@@ -37,8 +37,9 @@ class UtteranceList:
                                              css_classes=["hs-emb-open"])
         self.open_button.on_click(lambda _: self.open_in_inspect())
 
-    def show(self, meta: pd.DataFrame, rows: np.ndarray) -> None:
-        """List ``meta``'s ``rows`` (categoricals as strings, first ``max_rows``)."""
+    def show(self, meta: pd.DataFrame, rows: np.ndarray, *, total: int | None = None) -> None:
+        """List ``meta``'s ``rows`` (categoricals as strings, first ``max_rows``); ``total``:
+        how many are selected in all, when ``rows`` are only the first of them."""
         cols = [c for c in self.COLUMNS if c in meta]
         shown = meta.iloc[rows[:self.max_rows]][cols].reset_index(drop=True)
         for c in shown.columns:
@@ -46,8 +47,10 @@ class UtteranceList:
                 shown[c] = shown[c].astype(str)
         self.table.selection = []
         self.table.value = shown
-        more = f" (first {self.max_rows} listed)" if rows.size > self.max_rows else ""
-        self.note.object = f"{rows.size:,} selected{more}; click a row to play it"
+        total = rows.size if total is None else int(total)
+        listed = min(rows.size, self.max_rows)
+        more = f" (first {listed:,} listed)" if total > listed else ""
+        self.note.object = f"{total:,} selected{more}; click a row to play it"
 
     def _on_row(self, event) -> None:
         if event.new and self.table.value is not None:
