@@ -51,7 +51,13 @@ def add_parser(sub) -> None:
     s.add_argument("--no-prior", action="store_true",
                    help="serve the default model without its decoder prior (skips training it)")
     s.add_argument("--projection", default=None,
-                   help="a projection .parquet from 'hearsight project' for the Embeddings page")
+                   help="a projection .parquet from 'hearsight project' for the Embeddings "
+                        "page, or a partitioned layout store (the folder that 'hearsight "
+                        "project --cluster ... --out FOLDER' writes), drawn by dask")
+    s.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="draw a partitioned --projection on a Dask cluster: a scheduler "
+                        "address (tcp://host:8786) or local:N for N worker processes here "
+                        "(default: dask's threads in this process)")
 
 
 def run(args):
@@ -77,7 +83,8 @@ def run(args):
                  oauth_provider=getattr(args, "oauth_provider", None),
                  oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None), procs=procs,
                  trusted_arch=getattr(args, "arch", None),
-                 auth_file=getattr(args, "auth_file", None), corpus=corpus)
+                 auth_file=getattr(args, "auth_file", None), corpus=corpus,
+                 cluster=getattr(args, "cluster", None))
 
 
 def default_prior(args, model_dir) -> str | None:

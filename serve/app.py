@@ -14,6 +14,30 @@ from serve.config import LOOPBACK, THREADS, Limits
 from serve.ordered import install as install_ordered_pool
 
 
+_CLUSTERS: list = []  # the open cluster clients, held for the server's lifetime
+
+
+def open_cluster(address: str, *, procs: int = 1):
+    """Connect to (or start, for ``local:N``) a Dask cluster and make it dask's default
+    scheduler in this process; closed when the process exits. Returns the client."""
+    import atexit
+    import contextlib
+
+    from engine.cluster import connect
+
+    if procs > 1:
+        raise ValueError("--cluster needs --procs 1: the forked server processes cannot share "
+                         "one cluster client")
+    stack = contextlib.ExitStack()
+    client = stack.enter_context(connect(address))  # ValueError when nothing answers there
+    _CLUSTERS.append(stack)
+    atexit.register(stack.close)
+    workers = len(client.scheduler_info().get("workers", {}))
+    print(f"hearsight: dask cluster {client.scheduler.address} ({workers} workers) draws "
+          "partitioned layout stores", flush=True)
+    return client
+
+
 class Shared:
     """What all sessions share: the loaded predictor (read-only) and the limits."""
 
@@ -223,12 +247,14 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
           show: bool = False, start: bool = True, separate=None, prior=None, projection=None,
           oauth_provider: str | None = None, oauth_redirect_uri: str | None = None,
           procs: int = 1, trusted_arch: str | None = None, auth_file: str | None = None,
-          corpus: str | None = None):
+          corpus: str | None = None, cluster: str | None = None):
     """Start the server (blocking when ``start``); returns the bokeh ``Server``.
 
     ``procs`` > 1 forks that many worker processes sharing the port (Bokeh's ``num_procs``);
     each serves whole sessions with its own copy of the model, so a session's Python work
     (building and patching its page) no longer waits on one interpreter lock.
+    ``cluster`` (``local:N`` or a scheduler address) opens a ``distributed.Client`` for the
+    server's lifetime: the Embeddings views of a partitioned layout store are computed there.
     """
     from serve.memory import freeze_startup_objects, pin_mmap_threshold
 
@@ -240,6 +266,8 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
     limits = Limits.from_env()  # a bad HEARSIGHT_* value fails before the model loads
     kwargs = auth_kwargs(basic_auth, oauth_provider, oauth_redirect_uri, auth_file=auth_file,
                          limits=limits)
+    if cluster:
+        open_cluster(cluster, procs=int(procs))
     options = dict(separate=separate, prior=prior, projection=projection,
                    trusted_arch=trusted_arch, corpus=corpus)
     from engine.predictor import is_contract_spec

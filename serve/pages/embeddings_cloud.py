@@ -186,7 +186,8 @@ class CloudView:
         self._render_lock = threading.Lock()
         self.selected = np.zeros(0, np.int64)
         self._sel_meta = self._sel_xy = None  # a partitioned store's kept selected rows
-        self.status = ""  # where and how fast the last partitioned frame was drawn
+        # a partitioned store's last frame and last selection: where, and how fast
+        self.status = {"drawn": "", "selected": ""}
         fig, sources = cloud_figure(size=SIZE)
         self.image_source, self.anchor_source = sources["image"], sources["anchors"]
         self.highlight_source, self.sel_source = sources["highlight"], sources["selected"]
@@ -256,7 +257,7 @@ class CloudView:
                                            **_shading(lay.n)).data)
             self._publish("ranges", (self._auto, self._view is None))
             self._publish("image", _image_data(img, view))
-            self.caption.object = caption + (f" · {self.status}" if self.status else "")
+            self.caption.object = self._captioned(caption)
             self._mark_selection()
         return img
 
@@ -272,8 +273,11 @@ class CloudView:
         start = time.perf_counter()
         img = np.array(dask_morph_frame(cloud, pos, width=SIZE, height=SIZE, color_key=key,
                                         **_shading(self.layouts.n)).data)
-        self.status = f"drawn on {where} in {time.perf_counter() - start:.2f} s"
+        self.status["drawn"] = f"drawn on {where} in {time.perf_counter() - start:.2f} s"
         return img
+
+    def _captioned(self, caption: str) -> str:
+        return " · ".join([caption, *(v for v in self.status.values() if v)])
 
     def points_at(self, rows=None) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)`` float32 of ``rows`` (default all points) at the current position; for a
@@ -353,15 +357,17 @@ class CloudView:
         start = time.perf_counter()
         count, rows = select_partitioned(lay.rows(), lay.layers, self.position(), geometry,
                                          keep=KEEP_SELECTED)
-        self.status = (f"{count:,} selected on {where} in {time.perf_counter() - start:.2f} s"
-                       + (f", the first {len(rows):,} kept" if count > len(rows) else ""))
+        took = time.perf_counter() - start
+        self.status["selected"] = (f"{count:,} selected on {where} in {took:.2f} s"
+                                   + (f", the first {len(rows):,} kept" if count > len(rows)
+                                      else ""))
         self._sel_xy = rows_xy(rows, lay.layers)
         self._sel_meta = rows[[c for c in rows.columns
                                if not c.startswith(("x_", "y_"))]].reset_index(drop=True)
         idx = np.arange(len(rows))
         self.set_selection(idx, total=count)
-        self.caption.object = (position_text(lay.layers, lay.reflected, self.position())
-                               + f" · {self.status}")
+        self.caption.object = self._captioned(position_text(lay.layers, lay.reflected,
+                                                            self.position()))
         return idx
 
     def set_selection(self, idx, *, total: int | None = None) -> None:

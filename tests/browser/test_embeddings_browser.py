@@ -28,6 +28,26 @@ def _compute(page, ui) -> None:
     page.locator(".hs-emb-position").filter(has_text="1 of").wait_for()
 
 
+def play_first_row(page, rows, item_id: str) -> None:
+    """Click the list's first row (``item_id``) until the player says it plays it."""
+    # Imported here, not at module level: without playwright the conftest's fixtures skip
+    # (or, where a browser is required, fail) this test instead of aborting the collection.
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    playing = page.locator(".hs-emb-playing").filter(has_text=item_id)
+    for attempt in range(3):  # a click while Tabulator redraws its rows can be lost under load
+        if attempt or "tabulator-selected" not in (rows.first.get_attribute("class") or ""):
+            if attempt:  # selected but not playing: the click was lost; select it afresh
+                rows.nth(1).click()
+            rows.first.click()
+        try:
+            playing.wait_for(timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+
+
 def _drag(page, handle, x: float, y: float) -> None:
     box = handle.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -89,20 +109,7 @@ def test_cloud_slider_selection_and_open_in_inspect(page, ui, tmp_path):
     assert m, item_id
     page.locator(".hs-emb-slider").scroll_into_view_if_needed()  # slider, caption and cloud
     ui.shot(page, tmp_path, "embeddings")
-    # Imported here, not at module level: without playwright the conftest's fixtures skip
-    # (or, where a browser is required, fail) this test instead of aborting the collection.
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    playing = page.locator(".hs-emb-playing").filter(has_text=item_id)
-    for attempt in range(3):  # a click while Tabulator redraws its rows can be lost under load
-        if "tabulator-selected" not in (rows.first.get_attribute("class") or ""):
-            rows.first.click()
-        try:
-            playing.wait_for(timeout=30_000)
-            break
-        except PlaywrightTimeout:
-            if attempt == 2:
-                raise
+    play_first_row(page, rows, item_id)
     page.locator(".hs-emb-open button").click()
     page.locator(".bk-tab.bk-active", has_text="Inspect").wait_for()  # the app switched tabs
     top, percent = ui.header_prediction(page, m.group(1))  # the name without its folder
