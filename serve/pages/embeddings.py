@@ -175,7 +175,7 @@ class EmbeddingsPage:
         self.player.end = max(int(round(last / STEP)), 1)
         self.slider.disabled = self.player.disabled = last == 0
         self.slider.format = layer_formatter(lay.layers)
-        self.metrics.object = EL.quality_frame(lay)
+        self.metrics.object = EL.quality_table(lay)  # metrics as rows: fits its column
         where = (" · partitioned store, drawn by dask"
                  if getattr(lay, "partitioned", False) else "")
         self.progress.object = (f"{lay.n:,} points · {len(lay.layers)} layers · "

@@ -98,7 +98,7 @@ def test_walkthrough_covers_every_layer_with_transformer_layers(page):
     assert lay.layers == LAYERS and lay.xy.shape == (len(LAYERS), N, 2)
     assert page.slider.format.args["names"] == list(LAYERS)
     assert page.slider.end == len(LAYERS) - 1 and not page.slider.disabled
-    assert list(page.metrics.object["layer"]) == list(LAYERS)
+    assert list(page.metrics.object.columns[1:]) == list(LAYERS)
     for name in ("layer1", "layer2"):
         k = LAYERS.index(name)
         page.slider.value = float(k)
