@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 
 from engine.projection import (aligned_empty, pivot_mds, procrustes_distance, project,  # noqa: E402
                                projection_quality, random_pivots, subsample)
-from engine.projection.maxmin import maxmin_pivots  # noqa: E402
+from engine.projection.maxmin import first_pivot, maxmin_pivots  # noqa: E402
 
 CHUNK = 65536
 
@@ -129,7 +129,7 @@ def scale_variants(x: np.ndarray, k: int) -> dict:
     """The scale part's variants as ``name -> callable`` (see the module docstring)."""
     key, n = jax.random.key(0), x.shape[0]
     idx = random_pivots(key, n, k)  # the same pivots as the engine's random run
-    first = int(jax.random.randint(key, (), 0, n))  # the engine's first max-min pivot
+    first = first_pivot(key, n)  # the engine's first max-min pivot
     return {
         "jax_default": lambda: pivot_mds(x, k=k, key=key, chunk=CHUNK),
         "jax_random": lambda: pivot_mds(x, k=k, pivots="random", key=key, chunk=CHUNK),
@@ -140,6 +140,31 @@ def scale_variants(x: np.ndarray, k: int) -> dict:
 
 
 COLD = ("jax_default", "jax_random", "numpy_plain")
+
+
+def floors(x: np.ndarray, k: int, repeats: int) -> dict:
+    """What the machine allows: a NumPy copy of ``x`` (its memory bandwidth), the one pass of
+    squared distances to a point that max-min starts with, and the ``(n, d) @ (d, k)`` product
+    every PivotMDS needs (OpenBLAS, as the engine's host path and the NumPy peers), each the
+    median of ``repeats`` after a warm-up."""
+    from engine.projection.maxmin import _first_distances
+
+    dst, bt = aligned_empty(x.shape), np.ascontiguousarray(x[:k].T)
+    out = aligned_empty((x.shape[0], k))
+
+    def gemm():
+        for s in range(0, x.shape[0], CHUNK):
+            np.matmul(x[s:s + CHUNK], bt, out=out[s:s + CHUNK])
+
+    runs = {"copy_s": lambda: np.copyto(dst, x),
+            "first_pass_s": lambda: _first_distances(x, x[0], CHUNK), "gemm_s": gemm}
+    out_s = {}
+    for name, fn in runs.items():
+        fn()
+        out_s[name] = timed(fn, repeats)[0]
+    flops = 2.0 * x.shape[0] * x.shape[1] * k
+    return {**out_s, "copy_gb_per_s": 2 * x.nbytes / out_s["copy_s"] / 1e9,
+            "gemm_gflop_per_s": flops / out_s["gemm_s"] / 1e9, "data_gb": x.nbytes / 1e9}
 
 
 def cold_worker(name: str, n: int, d: int, k: int) -> float:
@@ -172,10 +197,11 @@ def scale_part(n: int, d: int, *, k: int, repeats: int) -> dict:
         for name, fn in variants.items():
             times[name].append(timed(fn, 1)[0])
     med = {name: statistics.median(t) for name, t in times.items()}
+    floor = floors(x, k, repeats)
     sub = subsample(n, 2000, 0)
     key = jax.random.key(0)
     same = np.array_equal(maxmin_pivots(x, k, key=key, chunk=CHUNK),
-                          numpy_maxmin_pivots(x, first=int(jax.random.randint(key, (), 0, n)), k=k))
+                          numpy_maxmin_pivots(x, first=first_pivot(key, n), k=k))
     return {"n": n, "d": d, "k": k, "chunk": CHUNK, "repeats": repeats,
             "pivots": {"jax_default": "maxmin", "jax_random": "random", "numpy_plain": "random",
                        "numpy_random": "random", "numpy_maxmin": "maxmin"},
@@ -186,6 +212,7 @@ def scale_part(n: int, d: int, *, k: int, repeats: int) -> dict:
                        "numpy_plain_over_random": med["numpy_plain"] / med["jax_random"],
                        "default_cold_over_numpy_plain": cold["jax_default"] / med["numpy_plain"],
                        "default_over_random": med["jax_default"] / med["jax_random"]},
+            "floors": floor,
             "default_pivots_equal_numpy_maxmin": bool(same),
             "pd_default_vs_numpy_maxmin": procrustes_distance(np.asarray(out["jax_default"])[sub],
                                                               np.asarray(out["numpy_maxmin"])[sub]),
@@ -251,6 +278,10 @@ def print_scale(scale: dict) -> None:
           f"{r['numpy_random_over_default']:.2f}x, numpy_maxmin / default "
           f"{r['numpy_maxmin_over_default']:.2f}x; default first call / numpy_plain "
           f"{r['default_cold_over_numpy_plain']:.2f}x")
+    f = scale["floors"]
+    print(f"  floors: NumPy copy {f['copy_s']:.3f} s ({f['copy_gb_per_s']:.1f} GB/s read+write), "
+          f"first max-min pass {f['first_pass_s']:.3f} s, x @ (d, k) {f['gemm_s']:.3f} s "
+          f"({f['gemm_gflop_per_s']:.0f} GFLOP/s)")
     print(f"  default pivots equal NumPy's k-pass max-min: {scale['default_pivots_equal_numpy_maxmin']}"
           f"; Procrustes distance to NumPy's layout {scale['pd_default_vs_numpy_maxmin']:.2e}")
 

@@ -7,12 +7,17 @@ MDS, PCA) fix every axis's sign the same way.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
+import numpy as np
 
 
-def sign_fix(y: jax.Array) -> jax.Array:
-    """Make the largest-magnitude entry of every column positive (deterministic layouts)."""
-    idx = jnp.argmax(jnp.abs(y), axis=0)
-    signs = jnp.sign(y[idx, jnp.arange(y.shape[1])])
-    return y * jnp.where(signs == 0, 1.0, signs)
+def sign_fix(y):
+    """Make the largest-magnitude entry of every column positive (deterministic layouts).
+
+    A NumPy array in gives a NumPy array out (the host PivotMDS path: no op-by-op compiles on
+    a first call); a jax.Array (or a tracer) a jax.Array.
+    """
+    xp = np if isinstance(y, np.ndarray) else jnp
+    idx = xp.argmax(xp.abs(y), axis=0)
+    signs = xp.sign(y[idx, xp.arange(y.shape[1])])
+    return y * xp.where(signs == 0, 1, signs).astype(y.dtype)

@@ -130,13 +130,14 @@ def dask_maxmin_pivots(x, k: int, *, key) -> np.ndarray:
     passes; each block keeps its nearest-pivot distances between passes (``persist``), so a
     pass reads the data once and returns one number and one row index per block."""
     import dask.array as da
-    import jax
+
+    from engine.projection.maxmin import first_pivot
 
     x = _check(x)
     n = x.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
-    rows = [int(jax.random.randint(key, (), 0, n))]
+    rows = [first_pivot(key, n)]
     offsets = _row_offsets(x)
     near = None
     while len(rows) < k:

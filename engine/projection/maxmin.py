@@ -3,13 +3,21 @@
 The greedy choice (Brandes & Pich 2006, Sect. 4.1; Gonzalez 1985) takes as the next pivot the
 point farthest from all pivots chosen so far. Written as k passes, each pass updates every point's
 distance to its nearest pivot: k reads of the ``(n, d)`` data, memory-bound (50 reads of 200k x 512
-float32 cost ~1-2 s on a 2-core machine). Most of those updates cannot change the choice: a
+float32 cost ~1.4 s on a 2-core machine). Most of those updates cannot change the choice: a
 point's nearest-pivot distance only shrinks, so the value last computed for it is an upper bound,
 and only points whose bound reaches the best exact value can be the farthest. Evaluating the
 maximum lazily (Minoux 1978, "Accelerated greedy algorithms") needs one pass for the distances to
-the first pivot and then, per pivot, the few hundred rows at the top of the bounds (0.1-0.3 % of
-200k points in ``benchmarks/projection.py``). The choice is the k-pass loop's: the farthest point,
-the lowest row index among equals.
+the first pivot and then, per pivot, only the rows whose bound reaches the new farthest distance.
+
+Which rows those are is known only after they are evaluated, so each pivot first brings the
+last pivot's runners-up up to date (one new distance each): the largest of those exact
+distances is a lower bound on the new farthest one, and every stale row whose bound reaches it
+is brought up to date in one batch (a NumPy GEMM of the gathered rows against the pivots they
+have not seen). Rows whose first-pivot distance lies below every threshold so far are kept out of
+the bookkeeping. At 200k x 512, k = 50 (``benchmarks/projection.py``) about 80k rows are brought
+up to date, most once, in ~2M row-pivot distances (one pass's GEMM at k = 10), against the 10M of
+the k-pass loop. The choice is the k-pass loop's: the farthest point, the lowest row index
+among equals.
 
 References:
   Brandes & Pich (2006), Eigensolver methods for progressive multidimensional scaling of large
@@ -27,9 +35,11 @@ import numpy as np
 from engine.projection.streaming import row_block
 
 RESOLUTION = 1e-5  # squared distances below this times the largest to pivot 0 are rounding
-BATCH = 256  # rows re-evaluated in a pivot's first round (~ what one pivot needs at 200k)
-TOP = 8192   # bounds sorted at a time: sorting all 200k costs 30 ms, the top few 1 ms
-LATER_BATCH = 4 * BATCH  # rows per later round: those still above the best, highest first
+BATCH = 1024  # rows per batch once a guess has failed, taken in decreasing bound
+FIRST_GUESS = 0.9  # the second pivot's guess: 0.9 x the first's distance (later: the last ratio)
+GROUP = 32  # rows per GEMM of a refresh (see _State.refresh)
+PROBE = 32  # the last pivot's runners-up brought up to date first, for the next threshold
+WIDEN = 0.9  # rows enter the bookkeeping down to this times the guess, so scans of all n are few
 
 
 @jax.jit
@@ -38,26 +48,10 @@ def _sqdist_to(xb: jax.Array, p: jax.Array) -> jax.Array:
     return jnp.sum(jnp.square(xb.astype(jnp.float32) - p), axis=1)
 
 
-@jax.jit
-def _nearest(r: jax.Array, p0: jax.Array, piv: jax.Array, ur: jax.Array, up: jax.Array,
-             live: jax.Array) -> jax.Array:
-    """Squared distance ``(m,)`` of each row of ``r`` to its nearest ``live`` pivot.
-
-    Expanded about pivot 0, whose squared distance to every row the first pass holds (``ur``
-    for the rows, ``up`` for the pivots): ``||r - p_l||² = ur + up_l - 2 (r - p_0)·piv_l`` with
-    ``piv_l = p_l - p_0``, one GEMM. About a data point the norms are of the size of the
-    distances, so float32 loses little to cancellation (why the layout centres too). All ``k``
-    pivot slots are computed and the dead ones masked: one compile per batch size, and XLA's
-    GEMM keeps its speed on a busy machine where OpenBLAS's threaded small GEMMs lose 10x.
-    """
-    d2 = ur[:, None] + up[None, :] - 2.0 * ((r - p0) @ piv.T)
-    return jnp.min(jnp.where(live[None, :], jnp.maximum(d2, 0.0), jnp.inf), axis=1)
-
-
 def _rows(x, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` of a host or device array, float32 on the host."""
-    rows = x[jnp.asarray(idx)] if isinstance(x, jax.Array) else x[idx]
-    return np.asarray(rows, dtype=np.float32)
+    """Rows ``idx`` of a host or device array: a writable float32 copy on the host."""
+    rows = np.asarray(x[jnp.asarray(idx)] if isinstance(x, jax.Array) else x[idx], np.float32)
+    return rows if rows.flags.writeable else rows.copy()
 
 
 def _first_distances(x, p: np.ndarray, chunk: int) -> np.ndarray:
@@ -76,97 +70,140 @@ def _first_distances(x, p: np.ndarray, chunk: int) -> np.ndarray:
 
 
 class _State:
-    """Pivots so far and upper bounds on every row's squared distance to its nearest pivot.
+    """Pivots so far and upper bounds on the rows' squared distances to their nearest pivot.
 
-    ``u0``: each row's squared distance to pivot 0 (one streamed pass). Rows are visited in
-    decreasing ``u0`` (``order``, sorted ``TOP`` at a time); positions below ``ptr`` have been
-    re-evaluated, the rest still hold ``u0``, so those above any threshold form a prefix.
-    ``value[pos]`` is exact for the first ``done[pos]`` pivots and bounds the rest from above.
-    ``piv[l]`` is pivot ``l`` minus pivot 0, ``rows[l]`` its row index.
+    ``u0``: every row's squared distance to pivot 0 (one streamed pass), the bound of every row
+    never evaluated since. Rows with ``u0 >= level`` are *active*: ``act`` (their row indices),
+    ``ub`` (their bounds) and ``done`` (``ub`` is exact for pivots ``0..done-1``) describe them;
+    every other row's bound is its ``u0 < level``. ``piv[l]`` is pivot ``l`` minus pivot 0.
     """
 
     def __init__(self, x, k: int, first: int, chunk: int):
+        self.x = x
         self.p0 = _rows(x, np.array([first]))[0]
         self.u0 = _first_distances(x, self.p0, chunk)
         self.tol = RESOLUTION * float(self.u0.max())
-        self.piv, self.rows = np.zeros((k, x.shape[1]), np.float32), [first]
-        self.taken = np.zeros(self.u0.size, bool)
-        self.order, self.value = np.empty(0, np.int64), np.empty(0, np.float32)
-        self.done, self.ptr = np.empty(0, np.int32), 0
-        self.extend()
+        self.piv, self.up = np.zeros((k, x.shape[1]), np.float32), np.zeros(k, np.float32)
+        self.rows, self.radii = [first], []
+        self.probe = np.empty(0, np.int64)  # the last pivot's runners-up (active positions)
+        self.level = np.inf
+        self.act, self.ub = np.empty(0, np.int64), np.empty(0, np.float32)
+        self.done = np.empty(0, np.int32)
 
-    def extend(self) -> None:
-        """Sort the next largest ``u0`` (ties by row index) onto ``order``, doubling it."""
-        rest = np.flatnonzero(~self.taken)
-        m = min(max(TOP, self.order.size), rest.size)
-        top = rest if m == rest.size else rest[np.argpartition(-self.u0[rest], m - 1)[:m]]
-        top = top[np.lexsort((top, -self.u0[top]))]
-        self.taken[top] = True
-        self.order = np.concatenate([self.order, top])
-        self.value = np.concatenate([self.value, self.u0[top]])
-        self.done = np.concatenate([self.done, np.ones(m, np.int32)])
+    def activate(self, t: float) -> None:
+        """Make every row with ``u0 >= t`` active (down to ``WIDEN * t``, fewer scans)."""
+        if t >= self.level:
+            return
+        low = max(WIDEN * t, self.tol)
+        new = np.flatnonzero((self.u0 >= low) & (self.u0 < self.level))
+        self.act = np.concatenate([self.act, new])
+        self.ub = np.concatenate([self.ub, self.u0[new]])
+        self.done = np.concatenate([self.done, np.ones(new.size, np.int32)])
+        self.level = low
 
-    def add(self, x, row: int) -> None:
-        self.piv[len(self.rows)] = _rows(x, np.array([row]))[0] - self.p0
-        self.rows.append(row)
-
-    def candidates(self, best: float, limit: int) -> np.ndarray:
-        """Up to ``limit`` positions not exact for all pivots whose bound is ``>= best`` and
-        above rounding (``> tol``), the highest bounds first."""
+    def stale(self, t: float) -> np.ndarray:
+        """Active positions not exact for all pivots whose bound is ``>= t`` and ``> tol``."""
+        self.activate(t)
         j = len(self.rows)
-        head = slice(0, self.ptr)
-        old = np.flatnonzero((self.done[head] < j) & (self.value[head] >= best)
-                             & (self.value[head] > self.tol))
-        while True:  # the untouched prefix above best, sorting more of u0 if it runs out
-            tail = -self.value[self.ptr:]
-            new = min(limit, int(np.searchsorted(tail, -best, side="right")),
-                      int(np.searchsorted(tail, -self.tol, side="left")))
-            if new < tail.size or self.order.size == self.u0.size:
-                break
-            self.extend()
-        vals = np.concatenate([self.value[old], -tail[:new]])
-        if vals.size > limit:  # tail is sorted, so the new ones kept are a prefix of it
-            keep = np.argpartition(-vals, limit - 1)[:limit]
-            old, new = old[keep[keep < old.size]], int(np.sum(keep >= old.size))
-        self.ptr += new
-        return np.concatenate([old, np.arange(self.ptr - new, self.ptr)])
+        return np.flatnonzero((self.ub >= max(t, self.tol)) & (self.done < j)
+                              & (self.ub > self.tol))
 
-    def refresh(self, x, pos: np.ndarray) -> None:
-        """Make the bounds at ``pos`` exact for all pivots so far, ``BATCH`` rows a call."""
-        j, lo, k = len(self.rows), int(self.done[pos].min()), self.piv.shape[0]
-        pos = pos[np.argsort(self.order[pos])]  # gather in row order
-        up = np.zeros(k, np.float32)
-        up[:j] = self.u0[self.rows]
-        live = (np.arange(k) >= lo) & (np.arange(k) < j)
-        near = []
-        for s in range(0, pos.size, BATCH):  # one shape, so one compile per (d, k)
-            r = self.order[np.pad(pos[s:s + BATCH], (0, max(0, s + BATCH - pos.size)), "edge")]
-            near.append(_nearest(_rows(x, r), self.p0, self.piv, self.u0[r], up, live))
-        near = np.concatenate([np.asarray(m) for m in near])[:pos.size]
-        self.value[pos] = np.minimum(self.value[pos], near)
+    def refresh(self, pos: np.ndarray) -> None:
+        """Make the bounds at ``pos`` exact for all pivots so far: one product of the rows.
+
+        Expanded about pivot 0, whose squared distance to every row the first pass holds
+        (``u0`` for the rows, ``up`` for the pivots): ``||r - p_l||² = u0_r + up_l - 2 (r - p_0)
+        ·piv_l`` with ``piv_l = p_l - p_0``. About a data point the norms are of the size of
+        the distances, so float32 loses little to cancellation. Rows are gathered in row order
+        and multiplied against the pivots from the oldest one any of them lacks; the few they
+        already had change nothing (a minimum taken twice). The product runs as a stack of
+        ``GROUP``-row GEMMs, each small enough for OpenBLAS to run on one thread: its threaded
+        GEMM waits for the slower thread at every step, 3-5x slower on a machine whose other
+        core is busy (measured at load 3.5; idle, one thread loses ~1.5x on two).
+        """
+        j, lo = len(self.rows), int(self.done[pos].min())
+        pos = np.sort(pos)  # act is in row order within each activation, so nearly sorted
+        r = self.act[pos]
+        a = _rows(self.x, np.pad(r, (0, -r.size % GROUP), mode="edge"))
+        a -= self.p0
+        piv = np.ascontiguousarray(self.piv[lo:j].T)
+        cross = (a.reshape(-1, GROUP, a.shape[1]) @ piv).reshape(-1, j - lo)[:r.size]
+        d2 = self.u0[r][:, None] + self.up[None, lo:j] - 2.0 * cross
+        self.ub[pos] = np.minimum(self.ub[pos], np.maximum(d2, 0.0).min(axis=1))
         self.done[pos] = j
 
+    def add(self, row: int) -> None:
+        j = len(self.rows)
+        self.piv[j] = _rows(self.x, np.array([row]))[0] - self.p0
+        self.up[j] = self.u0[row]
+        self.rows.append(row)
+        hit = np.flatnonzero(self.act == row)
+        self.ub[hit], self.done[hit] = 0.0, self.piv.shape[0]  # a pivot is 0 from itself
 
-def _next_pivot(x, st: _State) -> int:
+    def guess(self) -> float:
+        """A threshold just below the next pivot's distance: the last radius times the last
+        step's ratio (the radii shrink slowly and smoothly after the first few pivots)."""
+        r = self.radii
+        ratio = FIRST_GUESS if len(r) < 2 or r[-2] <= 0 else min(max(r[-1] / r[-2], 0.5), 0.999)
+        return r[-1] * ratio
+
+
+def _next_pivot(st: _State) -> int:
     """Row index of the point farthest from all pivots so far (the lowest index among equals).
 
-    Rows whose bound is within rounding of 0 (``<= tol``) are never re-evaluated: they cannot be
-    told from a pivot. Where no row is farther, every point is (to rounding) a pivot, all
-    distances are 0 and the k-pass loop's argmax is row 0; without this, data with fewer
-    distinct points than ``k`` would re-evaluate every row at every pivot.
+    The last pivot's runners-up are brought up to date first (one new distance each): the
+    largest of their exact distances is a lower bound on the new farthest one, so taking it as
+    the threshold ``t`` ends the search in one batch. Every stale row with a bound ``>= t`` is
+    brought up to date, so the rest lie strictly below ``t``; once the best exact distance
+    reaches ``t`` none of them can win or tie. Rows whose bound is within rounding of 0
+    (``<= tol``) are never re-evaluated: they cannot be told from a pivot. Where no row is
+    farther, every point is (to rounding) a pivot, all distances are 0 and the k-pass loop's
+    argmax is row 0; without this, data with fewer distinct points than ``k`` would
+    re-evaluate every row at every pivot.
     """
     if len(st.rows) == 1:  # every bound is exact for pivot 0
-        return int(np.flatnonzero(st.u0 == st.u0.max())[0])
-    best, seen, limit = -np.inf, [], BATCH
-    while (pos := st.candidates(best, limit)).size:
-        st.refresh(x, pos)
-        seen.append(pos)
-        best = max(best, float(st.value[pos].max()))
-        limit = LATER_BATCH
+        best = float(st.u0.max())
+        st.radii.append(best)
+        return int(np.flatnonzero(st.u0 == best)[0])
+    seen, best = [], -np.inf
+    probe = st.probe[(st.done[st.probe] < len(st.rows)) & (st.ub[st.probe] > st.tol)]
+    if probe.size:
+        st.refresh(probe)
+        seen.append(probe)
+        best = float(st.ub[probe].max())
+    t = best if best > st.tol else st.guess()
+    pos = st.stale(t)  # every stale row above the threshold, in one batch
+    while True:
+        if pos.size:
+            st.refresh(pos)
+            seen.append(pos)
+            best = max(best, float(st.ub[pos].max()))
+        if best >= t or t <= st.tol:
+            break
+        if best == -np.inf:  # nothing above the guess: lower it
+            t *= min(WIDEN, st.guess() / st.radii[-1]) if st.radii[-1] > 0 else 0.0
+            pos = st.stale(t)
+            continue
+        t, pos = best, st.stale(best)  # the rows that may still beat the best ...
+        if pos.size > BATCH:  # ... highest bounds first, ties at the cut included
+            t = float(np.partition(st.ub[pos], pos.size - BATCH)[pos.size - BATCH])
+            pos = pos[st.ub[pos] >= t]
+    st.radii.append(max(best, 0.0))
     if best <= st.tol:
         return 0
     pos = np.concatenate(seen)
-    return int(st.order[pos[st.value[pos] == best]].min())
+    top = pos[np.argpartition(-st.ub[pos], PROBE)[:PROBE + 1]] if pos.size > PROBE + 1 else pos
+    st.probe = top  # the winner among them is made a pivot (bound 0) and drops out
+    return int(st.act[pos[st.ub[pos] == best]].min())
+
+
+def first_pivot(key: jax.Array, n: int) -> int:
+    """The first max-min pivot: a row index uniform in ``0..n-1``, drawn from ``key``.
+
+    Drawn by NumPy from the key's bits (``jax.random.key_data``): a ``jax.random`` draw
+    compiles the threefry hash on its first call, 150 ms of the default PivotMDS's first call.
+    """
+    return int(np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel()).integers(n))
 
 
 def maxmin_pivots(x, k: int, *, key: jax.Array, chunk: int = 65536) -> np.ndarray:
@@ -174,7 +211,8 @@ def maxmin_pivots(x, k: int, *, key: jax.Array, chunk: int = 65536) -> np.ndarra
 
     Args:
       x: ``(n, d)`` points (NumPy on the host or a jax.Array), ``1 <= k <= n``.
-      key: ``jax.random`` key drawing the first pivot uniformly from ``0..n-1``.
+      key: ``jax.random`` key drawing the first pivot uniformly from ``0..n-1``
+        (:func:`first_pivot`).
       chunk: rows per block of the one streamed pass (device memory ~ ``chunk * d`` floats).
     Returns:
       ``(k,)`` int64 row indices: the first, then each time the row farthest (Euclidean) from
@@ -183,7 +221,7 @@ def maxmin_pivots(x, k: int, *, key: jax.Array, chunk: int = 65536) -> np.ndarra
     n = x.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
-    st = _State(x, k, int(jax.random.randint(key, (), 0, n)), min(chunk, n))
+    st = _State(x, k, first_pivot(key, n), min(chunk, n))
     while len(st.rows) < k:
-        st.add(x, _next_pivot(x, st))
+        st.add(_next_pivot(st))
     return np.asarray(st.rows, np.int64)

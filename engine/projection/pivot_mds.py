@@ -1,11 +1,12 @@
 """PivotMDS: layouts of millions of points from their distances to a few pivots.
 
 The data ``x`` of shape ``(n, d)`` (one row per activation vector) may stay in host memory as a
-NumPy array; the pivot distances are streamed through jit-compiled kernels one ``chunk`` of rows
-at a time, so device memory is O(n·k) for the pivot distances plus one ``(chunk, d)`` block.
-Either pivot choice reads the data about twice: max-min (:mod:`engine.projection.maxmin`) one
-pass for the first pivot's distances plus the few rows each later choice needs, then both the
-one pass for the layout's distances.
+NumPy array, read one ``chunk`` of rows at a time, so memory is O(n·k) for the pivot distances
+plus one ``(chunk, d)`` block. On the CPU backend a host array takes NumPy's BLAS for the one
+large product and the layout's Gram sums (no jit compile but the max-min pass's kernel); a
+jax.Array (or another backend) takes jit-compiled kernels. Max-min pivots
+(:mod:`engine.projection.maxmin`) cost one pass for the first pivot's distances plus the rows
+each later choice needs; then either pivot choice makes one pass for the layout's distances.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.linalg.blas import ssyrk as syrk
 
 from engine.projection.axes import sign_fix
 from engine.projection.maxmin import maxmin_pivots
-from engine.projection.streaming import aligned_empty, block_centre, check_matrix, row_block
+from engine.projection.streaming import aligned_empty, check_matrix, row_block
 
 PivotChoice = Literal["maxmin", "random"]
 
@@ -41,35 +43,78 @@ def random_pivots(key: jax.Array, n: int, k: int) -> np.ndarray:
     return np.sort(np.asarray(jax.lax.top_k(jax.random.uniform(key, (n,)), k)[1]))
 
 
-def _pivot_cross(x, idx: np.ndarray, *, chunk: int) -> jax.Array:
-    """What PivotMDS needs of the squared distances to the pivot rows ``idx``, in one pass.
+def _centred_pivots(x, idx: np.ndarray) -> np.ndarray:
+    """The pivot rows ``idx`` (in row order) minus their mean, ``(k, d)`` float32.
+
+    Any centre ``c`` gives the same layout (the double centring removes it, see
+    :func:`_pivot_cross`); the pivots' own mean keeps ``b`` small for float32 and costs no
+    pass over the data (the mean of a block of 65,536 rows cost 20-40 ms at d = 512).
+    """
+    p = np.asarray(x[np.sort(idx)], dtype=np.float32)
+    return p - p.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def _pivot_cross(x, b: np.ndarray, *, chunk: int) -> jax.Array:
+    """What PivotMDS needs of the squared distances to the pivots ``b + c``, in one pass.
 
     ``D²_ij = ||x_i - c||² + ||p_j - c||² - 2 (x_i - c)·(p_j - c)``; the double centring in
     :func:`_pivot_layout` removes every term constant along a row or a column, so only the
     cross term matters, and ``(x_i - c)·b_j = x_i·b_j - c·b_j`` differs from ``x_i·b_j`` by a
     column constant too. Returning ``-2 x_i·b_j`` gives the same layout without the pass over
-    the data for the row norms (the centre ``c`` keeps the values small for float32).
+    the data for the row norms.
     """
-    n = x.shape[0]
-    b = jax.device_put(np.asarray(x[np.sort(idx)], dtype=np.float32)) - block_centre(x, chunk)
-    if not isinstance(x, jax.Array) and jax.default_backend() == "cpu":
-        return jax.device_put(_cross_host(x, np.asarray(b), chunk))
-    return jnp.concatenate([_cross_block(row_block(x, s, chunk), b) for s in range(0, n, chunk)],
+    n, bd = x.shape[0], jax.device_put(b)
+    return jnp.concatenate([_cross_block(row_block(x, s, chunk), bd) for s in range(0, n, chunk)],
                            axis=0)
 
 
-def _cross_host(x: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
-    """:func:`_cross_block` over all of a host array with NumPy's BLAS matmul.
+def _cross_host(x: np.ndarray, b: np.ndarray, chunk: int) -> tuple[np.ndarray, ...]:
+    """:func:`_cross_block` over all of a host array with NumPy's BLAS matmul, shifted, and
+    the Gram terms of its columns, each block's taken while the block is in cache.
 
     Used on the CPU backend: for this one large ``(n, d) @ (d, k)`` product, OpenBLAS's
     GEMM runs about twice as fast as XLA:CPU's on the 2-core machine the benchmarks run on
     (``benchmarks/projection.py``: 1.07 s against 2.38 s at 1M x 1000, k = 50).
+
+    Returns ``F = D - s`` ``(n, k)`` float32 with ``D = -2 x bᵀ`` and ``s`` ``(k,)`` the first
+    block's column means, then ``FᵀF`` ``(k, k)`` and the column sums of ``F`` ``(k,)``
+    (float64 across blocks), and ``s``. A column constant changes no layout; the shift keeps
+    the float32 Gram free of the cancellation that ``DᵀD - n μμᵀ`` would suffer where the
+    data lie far from the origin (``D``'s columns then have means far above their spread).
     """
     bt = np.ascontiguousarray(-2.0 * b.T, dtype=np.float32)
-    out = aligned_empty((x.shape[0], bt.shape[1]))  # handed to XLA without a copy
+    k = bt.shape[1]
+    out = aligned_empty((x.shape[0], k))
+    gram, total, shift = np.zeros((k, k)), np.zeros(k), None
     for s in range(0, x.shape[0], chunk):
-        np.matmul(np.asarray(x[s:s + chunk], dtype=np.float32), bt, out=out[s:s + chunk])
-    return out
+        f = out[s:s + chunk]
+        np.matmul(np.asarray(x[s:s + chunk], dtype=np.float32), bt, out=f)
+        shift = f.mean(axis=0) if shift is None else shift
+        f -= shift
+        gram += syrk(1.0, f.T)  # f.T is Fortran-ordered, so no copy; the upper triangle
+        total += f.sum(axis=0, dtype=np.float64)
+    return out, np.triu(gram) + np.triu(gram, 1).T, total, shift
+
+
+def _host_layout(f: np.ndarray, gram: np.ndarray, total: np.ndarray, *, dims: int) -> jax.Array:
+    """:func:`_pivot_layout` from :func:`_cross_host`'s ``F`` and Gram terms.
+
+    ``C = -½ J_n D J_k`` (``J`` the centring matrices) and ``J_n D = J_n F``, so
+    ``CᵀC = ¼ J_k (FᵀF - n m mᵀ) J_k`` with ``m = colmean(F)``: a ``k x k`` matrix from the
+    block sums. The layout ``C v / √σ = -½ J_n F w`` with ``w = J_k v / √σ`` is one more
+    product ``F w``, less its column mean ``m w``. No centred ``n x k`` copy is made.
+    """
+    n, k = f.shape
+    m = total / n
+    jk = np.eye(k) - 1.0 / k
+    evals, evecs = np.linalg.eigh(0.25 * jk @ (gram - n * np.outer(m, m)) @ jk)
+    order = np.argsort(evals)[::-1][:dims]
+    sigma = np.sqrt(np.maximum(evals[order], 0.0))
+    w = (jk @ evecs[:, order]) / np.sqrt(np.where(sigma > 0, sigma, 1.0))
+    y = f @ w.astype(np.float32)
+    y -= (m @ w).astype(np.float32)
+    y *= np.float32(-0.5)
+    return jnp.asarray(sign_fix(y))
 
 
 @partial(jax.jit, static_argnames=("dims",))
@@ -119,4 +164,8 @@ def pivot_mds(x, *, k: int = 50, dims: int = 2, pivots: PivotChoice = "maxmin",
     chunk = min(chunk, n)
     idx = (maxmin_pivots(x, k, key=key, chunk=chunk) if pivots == "maxmin"
            else random_pivots(key, n, k))
-    return _pivot_layout(_pivot_cross(x, idx, chunk=chunk), dims=dims)
+    b = _centred_pivots(x, idx)
+    if not isinstance(x, jax.Array) and jax.default_backend() == "cpu":
+        f, gram, total, _ = _cross_host(x, b, chunk)
+        return _host_layout(f, gram, total, dims=dims)
+    return _pivot_layout(_pivot_cross(x, b, chunk=chunk), dims=dims)
