@@ -15,7 +15,16 @@ each with a memory limit (``--worker-memory``):
   aligned layout written;
 - peak resident memory of every worker (``ru_maxrss``) and of the client;
 - at the smallest size also the in-memory path (``pivot_mds`` + ``align_layers`` on NumPy) in
-  the same run, and the equality of both layouts.
+  the same run, and the equality of both layouts;
+- with ``--views``, at the smallest size: the aligned layouts written as a partitioned layout
+  store (:mod:`data.layout_parts`), then the Embeddings page's frames (800 × 800, coloured by
+  label: layer 1, halfway, layer 2, and a zoom onto a quarter of the halfway view) timed in
+  the same run: the in-memory path (:func:`viz.embeddings.morph_frame`, fused, as the page
+  draws a projection file), and the Dask DataFrame on this process's threads and on a
+  2-worker ``LocalCluster``, each with hearsight's sparse partition counts (the default of
+  :func:`viz.embeddings_dask.dask_morph_frame`, as ``serve --projection FOLDER [--cluster]``
+  draws it) and with datashader's own Dask path (the peer); the first frame (persisting the
+  store) apart.
 
 Run from the repository root::
 
@@ -142,6 +151,108 @@ def in_memory(store_path: Path) -> dict:
             "aligned": np.asarray(fits[-1].aligned) if fits else None}
 
 
+VIEWS = (("layer 1", 0.0, None), ("halfway", 0.5, None), ("layer 2", 1.0, None),
+         ("zoom", 0.5, 0.25))  # (name, position, share of the view's width; None = whole)
+
+
+def _zoomed(ranges, share):
+    if share is None:
+        return ranges
+    out = []
+    for lo, hi in ranges:
+        mid, half = (lo + hi) / 2, (hi - lo) * share / 2
+        out.append((mid - half, mid + half))
+    return tuple(out)
+
+
+def _time_views(draw, cloud, repeats: int) -> dict:
+    from dataclasses import replace
+
+    from viz.embeddings import ranges_at
+
+    out = {}
+    for name, pos, share in VIEWS:
+        view = _zoomed(ranges_at(cloud, pos), share)
+        shown = replace(cloud, x_range=view[0], y_range=view[1])
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            draw(shown, pos)
+            times.append(time.perf_counter() - t)
+        out[name] = {"median_s": float(np.median(times)), "times_s": times}
+    return out
+
+
+def views(row: dict, store_path: Path, folder: Path, memory: str, repeats: int = 3) -> dict:
+    """Frame times of the page's three ways of drawing the same aligned layouts (see the
+    module docstring); ``row`` is a 2-layer :func:`run_cluster` result."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from data.activations_read import open_activation_store
+    from data.layout_parts import open_layout_parts, write_layout_parts
+    from serve.pages.embeddings_cloud import colour_codes
+    from viz.embeddings import make_morph_cloud, morph_frame
+    from viz.embeddings_dask import dask_cloud, dask_morph_frame
+    from viz.embeddings_shade import default_color_key
+
+    store = open_activation_store(store_path)
+    labels = [str(c) for c in range(CLASSES)]
+    t = time.perf_counter()
+    with dask.config.set(scheduler="threads"):
+        write_layout_parts(folder, store, list(store.layers), [row["_layer1"], row["_aligned"]],
+                           {"method": "pivotmds"})
+    result = {"write_layout_store_s": time.perf_counter() - t}
+    # in memory: the layouts as a projection file gives them to the page
+    lay = [np.asarray(a.compute(scheduler="threads"), np.float32)
+           for a in (row["_layer1"], row["_aligned"])]
+    xy = np.stack(lay)
+    codes, cats = colour_codes(store.meta(store.layers[0]), "label", labels=labels)
+    key = default_color_key(cats)
+    mem = make_morph_cloud(xy[..., 0], xy[..., 1], codes=codes, categories=cats)
+    buffers: dict = {}
+    result["in_memory"] = _time_views(
+        lambda c, p: morph_frame(c, p, color_key=key, fused=True, buffers=buffers), mem,
+        repeats)
+    del xy, lay, mem, codes
+
+    def dask_views(tag, method):
+        parts = open_layout_parts(folder)
+        frame = parts.plot_frame(labels)
+        cloud = dask_cloud(frame, parts.layers, parts.manifest["ranges"], column="label",
+                           categories=parts.colour_categories("label", labels), n=parts.n)
+        t = time.perf_counter()
+        dask_morph_frame(cloud, 0.0, color_key=key, method=method)  # persists the frame first
+        first = time.perf_counter() - t
+        out = _time_views(lambda c, p: dask_morph_frame(c, p, color_key=key, method=method),
+                          cloud, repeats)
+        out["first_frame_s"] = first
+        print(f"  views, {tag}, {method}: first {first:.1f} s, "
+              + ", ".join(f"{k} {v['median_s']:.2f} s" for k, v in out.items()
+                          if isinstance(v, dict)), flush=True)
+        return out
+
+    # sparse: hearsight's partition counts; datashader: Canvas.points over the Dask DataFrame
+    tags = []
+    for method in ("sparse", "datashader"):
+        result[f"dask_threads_{method}"] = dask_views("dask on this process's threads", method)
+        tags.append(f"dask_threads_{method}")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=memory,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        for method in ("sparse", "datashader"):
+            tag = f"dask_cluster_2_workers_{method}"
+            result[tag] = dask_views("dask on 2 workers", method)
+            tags.append(tag)
+        result["cluster_worker_peak_mb"] = _worker_peak_mb(client)
+    mem_s = {k: v["median_s"] for k, v in result["in_memory"].items()}
+    print("  views, in memory: " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in mem_s.items()),
+          flush=True)
+    for tag in tags:
+        result[f"{tag}_over_in_memory"] = {k: result[tag][k]["median_s"] / v
+                                           for k, v in mem_s.items()}
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=float, action="append", default=None,
@@ -156,6 +267,9 @@ def main(argv=None) -> int:
     parser.add_argument("--worker-memory", default="4GB")
     parser.add_argument("--work", default=str(ROOT.parent / "hearsight-scale-work"))
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--views", action="store_true",
+                        help="at the smallest 2-layer size, also time the Embeddings page's "
+                             "frames: in memory vs the Dask DataFrame (threads, 2 workers)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale.json"))
     args = parser.parse_args(argv)
     sizes = sorted(int(p) for p in (args.points or [1e7]))
@@ -201,6 +315,9 @@ def main(argv=None) -> int:
                       f"{mem['align_s']:.2f} s; layouts equal to "
                       f"{entry['in_memory']['max_rel_diff_layer1']:.1e}", flush=True)
                 del mem
+            if args.views and size == sizes[0] and layers > 1:
+                entry["views"] = views(row, store, work / f"layouts-{size}",
+                                       args.worker_memory)
             result["runs"].append(entry)
             if not args.keep:
                 shutil.rmtree(store, ignore_errors=True)

@@ -87,9 +87,36 @@ def morph_columns(cloud: DaskCloud, position: float):
     return morphed, X, Y
 
 
-def aggregate_dask(cloud: DaskCloud, position: float, *, width: int = 800, height: int = 800):
+def _partial_counts(part, cols, t, column: str, n_cat: int, width: int, height: int,
+                    x_range, y_range):
+    """One partition's counts as ``(flat indices, counts)`` of its non-zero cells (the dense
+    ``height × width × categories`` block is 25–90 MB a partition; its occupied cells are
+    what travels back)."""
+    from viz.embeddings import _aggregate
+
+    xa, xb, ya, yb = (part[c].to_numpy(np.float32) for c in cols)
+    codes = part[column].cat.codes.to_numpy().astype(np.int32)
+    agg = _aggregate(xa, xb, ya, yb, t, codes, list(range(n_cat)), width=width, height=height,
+                     x_range=x_range, y_range=y_range, out=None)
+    flat = agg.data.reshape(-1)
+    idx = np.flatnonzero(flat)
+    return idx.astype(np.int32 if flat.size < 2 ** 31 else np.int64), flat[idx]
+
+
+def aggregate_dask(cloud: DaskCloud, position: float, *, width: int = 800, height: int = 800,
+                   method: str = "sparse"):
     """``count_cat`` counts ``(height, width, categories)`` of the morph at ``position`` over
-    ``cloud.x_range × cloud.y_range``, computed by dask's current scheduler."""
+    ``cloud.x_range × cloud.y_range``, computed by dask's current scheduler.
+
+    ``method="sparse"`` (default): every partition counts its points with the in-memory
+    path's kernel (:func:`viz.embeddings._aggregate`, the same pixel rule as datashader) where
+    it lies and sends back only its occupied cells, summed here. ``"datashader"``:
+    ``Canvas.points`` over the Dask DataFrame (dense per-partition images reduced by dask;
+    the reference, equal cell for cell)."""
+    if method == "sparse":
+        return _aggregate_sparse(cloud, position, width=width, height=height)
+    if method != "datashader":
+        raise ValueError(f"method must be 'sparse' or 'datashader', got {method!r}")
     frame, x, y = morph_columns(cloud, position)
     canvas = ds.Canvas(plot_width=width, plot_height=height, x_range=cloud.x_range,
                        y_range=cloud.y_range)
@@ -98,12 +125,34 @@ def aggregate_dask(cloud: DaskCloud, position: float, *, width: int = 800, heigh
     return agg.rename({y: "y", x: "x"})
 
 
+def _aggregate_sparse(cloud: DaskCloud, position: float, *, width: int, height: int):
+    import dask
+
+    from viz.embeddings import _wrap
+
+    i, t = _segment(cloud.n_layers, position)
+    a = cloud.layers[i]
+    b = cloud.layers[i + 1] if t else a
+    cols = (f"x_{a}", f"x_{b}", f"y_{a}", f"y_{b}")
+    n_cat = len(cloud.categories)
+    tasks = [dask.delayed(_partial_counts, pure=True)(
+        part, cols, np.float32(t), cloud.column, n_cat, width, height,
+        tuple(map(float, cloud.x_range)), tuple(map(float, cloud.y_range)))
+        for part in cloud.frame[[*dict.fromkeys(cols), cloud.column]].to_delayed()]
+    counts = np.zeros(height * width * n_cat, np.uint32)
+    for idx, values in dask.compute(*tasks):
+        counts[idx] += values  # indices are unique within a partition
+    return _wrap(counts.reshape(height, width, n_cat), cloud.categories, cloud.x_range,
+                 cloud.y_range)
+
+
 def dask_morph_frame(cloud: DaskCloud, position: float, *, width: int = 800, height: int = 800,
                      how: str = "eq_hist", spread: int = 1, color_key=None,
-                     shade_fn=shade) -> tf.Image:
-    """One RGBA (uint32) frame of the morph at ``position``, aggregated by dask and shaded
-    here (the same shading as :func:`viz.embeddings.morph_frame`)."""
-    agg = aggregate_dask(cloud, position, width=width, height=height)
+                     shade_fn=shade, method: str = "sparse") -> tf.Image:
+    """One RGBA (uint32) frame of the morph at ``position``, aggregated by dask
+    (:func:`aggregate_dask` ``method``) and shaded here (the same shading as
+    :func:`viz.embeddings.morph_frame`)."""
+    agg = aggregate_dask(cloud, position, width=width, height=height, method=method)
     if agg.data.dtype.kind != "u":  # datashader's counts are uint32; keep shade's fast path
         agg = agg.astype(np.uint32)
     return shade_fn(agg, color_key=color_key, how=how, spread=spread)

@@ -95,6 +95,21 @@ def test_a_layout_store_draws_and_selects_what_its_layouts_in_memory_do(tmp_path
                                           mem.cloud_view.points_at(a))
 
 
+def test_sparse_partition_counts_equal_datashaders_dask_aggregation(tmp_path):
+    from viz.embeddings_dask import aggregate_dask
+
+    _, _, folder = _layout_store(tmp_path)
+    page = _parts_page(folder)
+    for colour in ("label", "speaker"):
+        cloud, _ = EC.partitioned_cloud(page.layouts[E.EL.FILE_METHOD], colour, LABELS)
+        for pos in (0.0, 0.6, 1.0):
+            sparse = aggregate_dask(cloud, pos)
+            dense = aggregate_dask(cloud, pos, method="datashader")
+            assert sparse.shape == dense.shape and sparse.data.sum() > 1000
+            np.testing.assert_array_equal(sparse.data, dense.data)
+            assert list(sparse.coords[sparse.dims[2]].values) == list(cloud.categories)
+
+
 def test_a_large_selection_keeps_its_first_rows_and_says_how_many_in_all(tmp_path,
                                                                          monkeypatch):
     xy, meta, folder = _layout_store(tmp_path)
