@@ -66,9 +66,10 @@ IMAGES_JS = """() => {
 
 SET_LAYER_JS = """(v) => {
   for (const m of Bokeh.documents[0]._all_models.values())
-    if (m.title === "Layer" && "value" in m && "start" in m) { m.value = v; return true; }
+    if (m.title === "Layer" && "value" in m && "start" in m) { const t = Date.now(); m.value = v; return t; }
   return false;
 }"""
+SEEN_JS = "() => [(" + IMAGES_JS + ")(), Date.now()]"  # the image checksums and the time
 
 PEER_APP = '''
 import datashader as ds
@@ -136,18 +137,48 @@ def tiny_checkpoint(path: Path) -> Path:
     return save_checkpoint(path, model, meta)
 
 
-def _wait_image(page, before=None, timeout: float = 180.0) -> float:
-    """Seconds until the document holds a cloud image (different from ``before``)."""
+def _wait_image(page, before=None, timeout: float = 180.0, *, seen: list | None = None) -> float:
+    """Seconds until the document holds a cloud image (different from ``before``); the
+    browser's ``Date.now()`` then is appended to ``seen``."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
-        sums = page.evaluate(IMAGES_JS)
+        sums, now = page.evaluate(SEEN_JS)
         if sums and any(sums) and (before is None or sums != before):
+            if seen is not None:
+                seen.append(now / 1000)
             return time.perf_counter() - t0
-        page.wait_for_timeout(50)
+        page.wait_for_timeout(20)
     raise TimeoutError("no cloud image")
 
 
-def measure(browser, name: str, url: str, pid: int, moves: int) -> list[dict]:
+PARTS = ("to_server", "lock_wait", "render", "to_event_loop", "to_browser")
+
+
+def breakdown(frame_log: Path, sets: list, seen: list) -> dict:
+    """Median seconds of each part of a layer change, from the server's frame log
+    (``HEARSIGHT_FRAME_LOG``) and the browser's times of the slider set and the image seen:
+    slider set → render called (websocket, Panel's callback queue) → its lock → frame drawn →
+    image set on the event loop → image in the browser's document (serialisation, websocket,
+    BokehJS decoding; polled every ~20 ms)."""
+    if not frame_log.is_file():
+        return {}
+    entries = [json.loads(line) for line in frame_log.read_text().splitlines() if line]
+    parts = {k: [] for k in PARTS}
+    for t_set, t_seen in zip(sets, seen):
+        mine = [e for e in entries if e.get("render_called", 0) >= t_set - 0.005
+                and e["applied"] <= t_seen + 0.005]
+        if not mine:
+            continue
+        e = mine[-1]  # the frame the browser saw
+        for k, v in zip(PARTS, (e["render_called"] - t_set, e["render_locked"] -
+                                e["render_called"], e["rendered"] - e["render_locked"],
+                                e["applied"] - e["rendered"], t_seen - e["applied"])):
+            parts[k].append(v)
+    return {k: round(statistics.median(v), 3) for k, v in parts.items() if v}
+
+
+def measure(browser, name: str, url: str, pid: int, moves: int,
+            frame_log: Path | None = None) -> list[dict]:
     rows, pages = [], []
     for session in (1, 2):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -157,18 +188,24 @@ def measure(browser, name: str, url: str, pid: int, moves: int) -> list[dict]:
         _wait_image(page)
         first = time.perf_counter() - t0  # from goto: the page, its session, the first image
         page.wait_for_timeout(500)
-        times = []
+        times, sets, seen = [], [], []
         for k in range(1, moves + 1):
             before = page.evaluate(IMAGES_JS)
             t = time.perf_counter()
-            assert page.evaluate(SET_LAYER_JS, float(k % 6)), "no Layer slider"
-            _wait_image(page, before)
+            t_set = page.evaluate(SET_LAYER_JS, float(k % 6))
+            assert t_set, "no Layer slider"
+            sets.append(t_set / 1000)
+            _wait_image(page, before, seen=seen)
             times.append(time.perf_counter() - t)
             page.wait_for_timeout(300)
         rows.append({"app": name, "session": session, "first_image_s": round(first, 3),
                      "layer_change_s": [round(x, 3) for x in times],
                      "layer_change_median_s": round(statistics.median(times), 3),
                      "server_rss_mb": round(_rss_mb(pid), 1)})
+        if frame_log is not None:
+            rows[-1]["layer_change_parts_s"] = breakdown(frame_log, sets, seen)
+            print(f"{'':>10s} parts of a layer change (median s): "
+                  f"{rows[-1]['layer_change_parts_s']}", flush=True)
         print(f"{name:>10s} session {session}: first image {first:.2f} s, layer change median "
               f"{statistics.median(times):.3f} s, server RSS {_rss_mb(pid):.0f} MB", flush=True)
     for page in pages:
@@ -205,7 +242,11 @@ def main() -> None:
                     cmd = [sys.executable, "-m", "cli.main", "serve", "--model", str(ckpt),
                            "--projection", str(tmp / "layout.parquet"), "--port", str(port)]
                     url = f"http://127.0.0.1:{port}/?tab=embeddings"
+                    frame_log = tmp / "frames.jsonl"
+                    env["HEARSIGHT_FRAME_LOG"] = str(frame_log)
                 else:
+                    frame_log = None
+                    env.pop("HEARSIGHT_FRAME_LOG", None)
                     cmd = [sys.executable, "-m", "panel", "serve", str(tmp / "peer.py"),
                            "--port", str(port), "--address", "127.0.0.1",
                            "--allow-websocket-origin", f"127.0.0.1:{port}"]
@@ -218,7 +259,7 @@ def main() -> None:
                 with sync_playwright() as p:
                     browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
                     try:
-                        rows += measure(browser, name, url, proc.pid, args.moves)
+                        rows += measure(browser, name, url, proc.pid, args.moves, frame_log)
                     finally:
                         browser.close()
                 proc.terminate()

@@ -11,7 +11,10 @@ Bokeh writes are pushed to the document's event loop (:meth:`CloudView._publish`
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -240,7 +243,9 @@ class CloudView:
         if lay is None:
             return None
         cloud, key = self.cloud()
+        started = time.time()
         with self._render_lock:  # the position is read inside, so the newest render wins
+            locked = time.time()
             pos = self.position()
             self._auto = ranges_at(cloud, pos)
             view = self._drawn = self._view or self._auto
@@ -255,6 +260,8 @@ class CloudView:
                 img = np.array(morph_frame(shown, pos, width=SIZE, height=SIZE, color_key=key,
                                            fused=True, buffers=buffers,
                                            **_shading(lay.n)).data)
+            self._trace = {"position": pos, "render_called": started, "render_locked": locked,
+                           "rendered": time.time()}
             self._publish("ranges", (self._auto, self._view is None))
             self._publish("image", _image_data(img, view))
             self.caption.object = self._captioned(caption)
@@ -310,6 +317,8 @@ class CloudView:
         sources = {"anchors": self.anchor_source, "image": self.image_source,
                    "highlight": self.highlight_source, "selected": self.sel_source}
         sources[what].data = value
+        if what == "image" and FRAME_LOG:
+            _log_frame({**getattr(self, "_trace", {}), "applied": time.time()})
 
     # -- selection ---------------------------------------------------------------------
     def _on_geometry(self, event) -> None:
@@ -399,6 +408,19 @@ class CloudView:
                 highlight = _image_data(np.asarray(img.data), view)
         self._publish("selected", rings)
         self._publish("highlight", highlight)
+
+
+# HEARSIGHT_FRAME_LOG=PATH: one JSON line per cloud image handed to Bokeh, with the wall-clock
+# times (time.time(), comparable with the browser's Date.now() / 1000 on the same machine) at
+# which the render was called, got its lock, finished, and its image was set on the event loop
+# (benchmarks/embeddings_browser.py uses it to split a layer change into its parts).
+FRAME_LOG = os.environ.get("HEARSIGHT_FRAME_LOG")
+_FRAME_LOG_LOCK = threading.Lock()
+
+
+def _log_frame(entry: dict) -> None:
+    with _FRAME_LOG_LOCK, open(FRAME_LOG, "a") as fh:
+        fh.write(json.dumps(entry) + "\n")
 
 
 def _image_data(img, view) -> dict:
