@@ -8,7 +8,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Label
 from bokeh.plotting import figure
 
-from viz.figstyle import BLUE, VERMILION, Palette, as_finite_array, new_figure
+from viz.figstyle import BLUE, VERMILION, Palette, as_finite_array, legend_below, new_figure
 from viz.plots import spectrogram_plot
 
 
@@ -114,9 +114,5 @@ def activation_distance_chart(layers: Sequence[str], cosine: Sequence[float],
         fig.add_layout(Label(x=10, y=40, x_units="screen", y_units="screen",
                              text="original and edited activations are identical in every "
                                   "layer", text_font_size="11pt", text_color="#444444"))
-    # Below the frame: inside it, the legend covered the first layers' markers.
-    legend = fig.legend[0]
-    fig.center.remove(legend)
-    legend.update(orientation="horizontal", click_policy="hide", margin=4, padding=4)
-    fig.add_layout(legend, "below")
+    legend_below(fig)  # inside the frame, the legend covered the first layers' markers
     return fig

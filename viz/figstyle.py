@@ -72,6 +72,15 @@ def new_figure(*, title: str, height: int, x_axis_label: str = "", y_axis_label:
     return fig
 
 
+def legend_below(fig: figure) -> None:
+    """Move ``fig``'s legend below the frame, horizontal, click to hide a line: inside the
+    frame it covered the data (the first layers' markers, the objective's curves)."""
+    legend = fig.legend[0]
+    fig.center.remove(legend)
+    legend.update(orientation="horizontal", click_policy="hide", margin=4, padding=4)
+    fig.add_layout(legend, "below")
+
+
 def resolve_palette(palette: Palette) -> list[str]:
     """A list of hex colours from a Bokeh palette name (``"Inferno256"``), a colorcet name
     (``"coolwarm"``, ``"CET_D1A"``) or a sequence of colours."""

@@ -166,14 +166,14 @@ class MaximisePage:
         self.layer_note.visible = True
 
     def _build_views(self) -> None:
-        from viz.figstyle import BLUE, ORANGE, new_figure
+        from viz.figstyle import BLUE, ORANGE, legend_below, new_figure
 
         self.curve_source = ColumnDataSource({"step": [], "best": [], "mean": []})
         fig = new_figure(title="Objective per step", height=240, x_axis_label="step",
                          y_axis_label="objective")
         fig.line("step", "best", source=self.curve_source, color=BLUE, legend_label="best start")
         fig.line("step", "mean", source=self.curve_source, color=ORANGE, legend_label="mean")
-        fig.legend.location = "bottom_right"
+        legend_below(fig)  # bottom right, it covered the curves of a falling objective
         fig.css_classes = ["hs-actmax-curve"]  # the pane's classes do not reach the figure
         self.curve = pn.pane.Bokeh(fig, css_classes=["hs-actmax-curve"])
         self.step_md = live_text("", css_class="hs-actmax-step")

@@ -265,3 +265,12 @@ def test_a_run_behind_other_sessions_clicks_says_it_waited(shared):
                         page.step_md.value), page.step_md.value   # 3 waits of 0.5 s by step 3
     job = _run(page)                # nobody waiting now: no note
     assert job.waited_s < 0.5 and page.step_md.value == "step 3 / 3"
+
+
+def test_objective_legend_is_below_the_curves(shared):
+    from bokeh.models import Legend
+
+    fig = _page(shared).curve.object
+    assert not any(isinstance(r, Legend) for r in fig.center)  # nothing over the curves
+    (legend,) = [r for r in fig.below if isinstance(r, Legend)]
+    assert [i.label["value"] for i in legend.items] == ["best start", "mean"]
