@@ -74,6 +74,36 @@ def _normalise_channels(acts: np.ndarray) -> np.ndarray:
     return np.where(span > 0, (acts - lo) / np.where(span > 0, span, 1.0), 0.0)
 
 
+SILENT_HATCH = "x"  # the hatching of a tile whose filter is constant (silent) for the clip
+
+
+def silent_channels(acts: np.ndarray) -> np.ndarray:
+    """``(channels,)`` bool: which channels of ``(freq, time, channels)`` activations are
+    constant over the clip (a dead ReLU: a flat tile with nothing to see or hear)."""
+    a = np.asarray(acts, dtype=np.float32)
+    return a.max(axis=(0, 1)) == a.min(axis=(0, 1))
+
+
+def _tile_hatch(acts: np.ndarray) -> list[str]:
+    return [SILENT_HATCH if s else " " for s in silent_channels(acts)]
+
+
+def mosaic_title(layer: str, acts: np.ndarray) -> str:
+    """``"conv1: 16 filters of 64×150"``, plus how many are silent (hatched) for this clip."""
+    silent = int(silent_channels(acts).sum())
+    note = f" · {silent} silent for this clip (hatched)" if silent else ""
+    return f"{layer}: {acts.shape[2]} filters of {acts.shape[0]}×{acts.shape[1]}{note}"
+
+
+def refresh_silent_tiles(fig: figure, acts: np.ndarray) -> bool:
+    """Hatch the tiles of the filters silent for new ``acts`` (same layer, another clip)."""
+    tiles = fig.select_one({"name": "hs-tiles"})
+    if tiles is None or len(tiles.data_source.data["channel"]) != np.shape(acts)[2]:
+        return False
+    tiles.data_source.data = {**tiles.data_source.data, "hatch": _tile_hatch(acts)}
+    return True
+
+
 def mosaic(acts: np.ndarray, *, columns: int | None = None,
            pad: int = 1) -> tuple[np.ndarray, MosaicLayout]:
     """Tile every channel of one conv layer's activations into one 2-D image.
@@ -113,9 +143,10 @@ def feature_map_mosaic(acts: np.ndarray, *, columns: int | None = None, pad: int
                        height: int = 420) -> tuple[figure, MosaicLayout]:
     """All feature maps of one conv layer as one image glyph, each tile labelled and tappable.
 
-    Every channel is min-max normalised separately (see :func:`mosaic`). Hovering a tile shows
-    its channel; tapping selects its (invisible) tile quad, and ``layout.channel_at(x, y)``
-    maps a Tap event's coordinates to the channel.
+    Every channel is min-max normalised separately (see :func:`mosaic`); a channel constant
+    over the clip (silent) is hatched, since its flat tile looks like one of low values.
+    Hovering a tile shows its channel; tapping selects its (invisible) tile quad, and
+    ``layout.channel_at(x, y)`` maps a Tap event's coordinates to the channel.
 
     Args:
       acts: ``(freq, time, channels)`` activations of one example.
@@ -134,8 +165,11 @@ def feature_map_mosaic(acts: np.ndarray, *, columns: int | None = None, pad: int
     src = ColumnDataSource({
         "channel": np.arange(layout.channels), "label": [str(c) for c in range(layout.channels)],
         "left": origins[:, 0], "right": origins[:, 0] + layout.tile_w,
-        "bottom": origins[:, 1], "top": origins[:, 1] + layout.tile_h})
+        "bottom": origins[:, 1], "top": origins[:, 1] + layout.tile_h,
+        "hatch": _tile_hatch(acts)})
     tiles = fig.quad(left="left", right="right", bottom="bottom", top="top", source=src,
+                     name="hs-tiles", hatch_pattern="hatch", hatch_color="white",
+                     hatch_alpha=0.8, hatch_scale=8, hatch_weight=1.5,
                      fill_alpha=0.0, line_alpha=0.0, selection_line_color="#FF3030",
                      selection_line_alpha=1.0, selection_line_width=2,
                      nonselection_fill_alpha=0.0, nonselection_line_alpha=0.0)

@@ -164,7 +164,7 @@ class InspectPage:
             self._show_filter(*choice, sound=sound)
 
     def _refresh(self, clip, a) -> bool:
-        from viz.featuremaps import mosaic
+        from viz.featuremaps import mosaic, mosaic_title, refresh_silent_tiles
         from viz.refresh import (refresh_dense_bars, refresh_image, refresh_probability_bars,
                                  refresh_waveform)
 
@@ -179,7 +179,9 @@ class InspectPage:
                                            title=f"Class probabilities — top: {labels[a.top]}"))
         for key, fig in figs.items():
             if ok and key[0] == "map":
-                ok = refresh_image(fig, mosaic(a.acts[key[1]])[0])
+                acts = a.acts[key[1]]
+                ok = (refresh_image(fig, mosaic(acts)[0], title=mosaic_title(key[1], acts))
+                      and refresh_silent_tiles(fig, acts))
             elif ok and key[0] == "seq":
                 image = layer_image(a.acts[key[1]], kinds[key[1]])
                 ok = refresh_image(fig, image, value_range=_span(image))
@@ -242,10 +244,9 @@ class InspectPage:
             self._select(value, options=options)
 
     def _mosaic_card(self, layer: str, acts: np.ndarray):
-        from viz.featuremaps import feature_map_mosaic
+        from viz.featuremaps import feature_map_mosaic, mosaic_title
 
-        fig, layout = feature_map_mosaic(acts, title=f"{layer}: {acts.shape[2]} filters "
-                                         f"of {acts.shape[0]}×{acts.shape[1]}", height=300)
+        fig, layout = feature_map_mosaic(acts, title=mosaic_title(layer, acts), height=300)
         fig.on_event("tap", self._tap_handler(layer, layout))
         self._figs[("map", layer)] = fig
         return fig

@@ -157,3 +157,24 @@ def test_activation_distance_chart(tmp_path):
     _render(fig, tmp_path, "distances")
     with pytest.raises(ValueError, match=r"\(2,\)"):
         activation_distance_chart(["a", "b", "c"], [0.1, 0.2], [0.1, 0.2, 0.3])
+
+
+def test_silent_filters_are_hatched_and_counted_and_follow_a_new_clip():
+    from viz.featuremaps import (SILENT_HATCH, mosaic_title, refresh_silent_tiles,
+                                 silent_channels)
+
+    rng = np.random.default_rng(0)
+    acts = rng.random((8, 10, 5)).astype(np.float32)
+    acts[..., 1] = 0.0  # a dead ReLU: zero everywhere
+    acts[..., 3] = 2.5  # constant but not zero: just as flat
+    assert silent_channels(acts).tolist() == [False, True, False, True, False]
+    fig, _ = feature_map_mosaic(acts, title=mosaic_title("conv2", acts))
+    assert fig.title.text == "conv2: 5 filters of 8×10 · 2 silent for this clip (hatched)"
+    tiles = fig.select_one({"name": "hs-tiles"})
+    assert tiles.glyph.hatch_pattern == {"field": "hatch"} or tiles.glyph.hatch_pattern == "hatch"
+    assert tiles.data_source.data["hatch"] == [" ", SILENT_HATCH, " ", SILENT_HATCH, " "]
+    other = rng.random((8, 10, 5)).astype(np.float32)  # another clip: every filter fires
+    assert refresh_silent_tiles(fig, other)
+    assert tiles.data_source.data["hatch"] == [" "] * 5
+    assert mosaic_title("conv2", other) == "conv2: 5 filters of 8×10"
+    assert not refresh_silent_tiles(fig, other[..., :4])  # another layer's shape: rebuild
