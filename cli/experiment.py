@@ -10,7 +10,8 @@ MODEL_OPTIONS = ("model", "separate", "prior")  # the options that name a model
 
 def add_parser(sub) -> None:
     e = sub.add_parser("experiment", help="reproduce a paper's experiment (actmax, "
-                                          "faithfulness, projections, accuracy)")
+                                          "faithfulness, projections, accuracy, "
+                                          "classifiers)")
     esub = e.add_subparsers(dest="experiment", required=True)
     for name, experiment in EXPERIMENTS.items():
         experiment.add_arguments(esub.add_parser(name, help=experiment.HELP))

@@ -14,9 +14,9 @@ Experiments import data, models, engine and viz only, never serve or cli: the co
 
 from __future__ import annotations
 
-from experiments import accuracy, actmax, faithfulness, projections
+from experiments import accuracy, actmax, classifiers, faithfulness, projections
 
 EXPERIMENTS = {"actmax": actmax, "faithfulness": faithfulness, "projections": projections,
-               "accuracy": accuracy}
+               "accuracy": accuracy, "classifiers": classifiers}
 
 __all__ = ["EXPERIMENTS"]
