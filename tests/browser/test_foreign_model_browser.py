@@ -29,7 +29,10 @@ def _tab(page, name: str) -> None:
 
 def _no_alert(page, server) -> None:
     alert = page.locator(".hs-alert")
-    assert alert.count() == 0 or alert.first.is_hidden(), alert.first.inner_text()
+    # the banner's text lies in its shadow root (inner_text() of the element is empty)
+    assert alert.count() == 0 or alert.first.is_hidden(), alert.first.evaluate(
+        "(el) => Array.from((el.shadowRoot || el).children).filter((c) => c.tagName === 'DIV')"
+        ".map((c) => c.innerText).join(' ')")
     assert "Traceback" not in server.log_tail(200_000), server.log_tail()
 
 
@@ -80,12 +83,18 @@ def test_every_tab_works_on_a_hugging_face_model(foreign_page, ui, foreign_serve
     page.locator(".hs-strip-note").filter(has_text=CLIP).wait_for()
     page.locator(".hs-strip-build button").click()
     page.locator(".hs-strip-frame").first.wait_for()
+    # A session runs one long job at a time (Limits.jobs_per_session): Compute pressed while
+    # the strip is still built is refused. The strip's player shows when its job has ended.
+    page.locator(".hs-strip-player").wait_for(state="visible")
     ui.shot(page, tmp_path, "foreign-strips")
     _no_alert(page, foreign_server)
 
     _tab(page, "Embeddings")
     page.locator(".hs-emb-compute button").click()
-    page.locator(".hs-emb-progress").filter(has_text="points ·").wait_for()
+    # the layouts' summary, or the refusal's banner (then _no_alert says why, not a time-out)
+    page.locator(".hs-emb-progress").filter(has_text="points ·").or_(
+        page.locator(".hs-alert:visible")).first.wait_for()
+    _no_alert(page, foreign_server)
     page.locator(".hs-emb-position").filter(has_text="layer").wait_for()
     ui.shot(page, tmp_path, "foreign-embeddings")
     _no_alert(page, foreign_server)
