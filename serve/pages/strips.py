@@ -116,7 +116,7 @@ class StripsPage:
         self.stop_button.on_click(lambda _: self.job is not None and self.job.stop())
 
     def _build_views(self) -> None:
-        from viz.figstyle import BLUE, ORANGE, new_figure
+        from viz.figstyle import BLUE, ORANGE, legend_below, new_figure
 
         self.note = pn.pane.Markdown("", css_classes=["hs-strip-note"])
         self.cards = pn.Row(sizing_mode="stretch_width", scroll=True, css_classes=["hs-strip-cards"])
@@ -127,7 +127,7 @@ class StripsPage:
         fig.scatter("frame", "target", source=self.prob_source, color=BLUE)
         fig.line("frame", "original", source=self.prob_source, color=ORANGE,
                  legend_label="original class")
-        fig.legend.location = "center_right"
+        legend_below(fig)  # at the right it covered the curves as they rose to 1
         self.chart = pn.pane.Bokeh(fig, css_classes=["hs-strip-chart"])
         self.player = pn.widgets.Player(name="Frame", start=0, end=1, value=0, interval=600,
                                         loop_policy="loop", visible=False,

@@ -204,3 +204,12 @@ def test_build_without_a_clip_is_refused():
     page = StripsPage(Session(FakeShared()))
     assert page.build() is None
     assert "bring a clip in first" in page.session.alert.object
+
+
+def test_probability_legend_is_below_the_curves():
+    from bokeh.models import Legend
+
+    fig = _page().chart.object
+    assert not any(isinstance(r, Legend) for r in fig.center)  # nothing over the curves
+    (legend,) = [r for r in fig.below if isinstance(r, Legend)]
+    assert [i.label["value"] for i in legend.items] == ["target", "original class"]
