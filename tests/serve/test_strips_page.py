@@ -209,7 +209,7 @@ def test_build_without_a_clip_is_refused():
 def test_probability_legend_is_below_the_curves():
     from bokeh.models import Legend
 
-    fig = _page().chart.object
+    fig = _page()[0].chart.object
     assert not any(isinstance(r, Legend) for r in fig.center)  # nothing over the curves
     (legend,) = [r for r in fig.below if isinstance(r, Legend)]
     assert [i.label["value"] for i in legend.items] == ["target", "original class"]
