@@ -170,11 +170,12 @@ class EmbeddingsPage:
             return
         self.cloud_view.show(lay, name=self.method.value, colour=self.colour.value)
         last = len(lay.layers) - 1
-        self.slider.value = min(self.slider.value, float(last))
-        self.slider.end = float(max(last, 1))
+        # The formatter with the range, in one update and before the value: set after them,
+        # the title kept its plain "Layer: 0" until the slider moved.
+        self.slider.param.update(format=layer_formatter(lay.layers), end=float(max(last, 1)),
+                                 value=min(self.slider.value, float(last)))
         self.player.end = max(int(round(last / STEP)), 1)
         self.slider.disabled = self.player.disabled = last == 0
-        self.slider.format = layer_formatter(lay.layers)
         self.metrics.object = EL.quality_table(lay)  # metrics as rows: fits its column
         where = (" · partitioned store, drawn by dask"
                  if getattr(lay, "partitioned", False) else "")

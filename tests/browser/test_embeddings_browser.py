@@ -26,6 +26,8 @@ def _compute(page, ui) -> None:
                            "return d !== null && d.image.length === 1; }",
                            arg=["Layer walkthrough", ["image"]])
     page.locator(".hs-emb-position").filter(has_text="1 of").wait_for()
+    # the slider's title names the layer, not the position number
+    page.locator(".hs-emb-slider").filter(has_text="conv1").wait_for(timeout=30_000)
 
 
 def play_first_row(page, rows, item_id: str) -> None:
