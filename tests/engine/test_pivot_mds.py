@@ -1,5 +1,7 @@
 """Known-answer tests of engine.projection.pivot_mds (PivotMDS, its pivots and streaming)."""
 
+import importlib
+
 import jax
 import numpy as np
 import pytest
@@ -37,7 +39,11 @@ def test_all_points_as_pivots_is_classical_mds(pivots):
     np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
-def test_host_and_device_random_pivot_paths_agree():
+@pytest.mark.parametrize("gram_rows", [4096, 33])
+def test_host_and_device_random_pivot_paths_agree(monkeypatch, gram_rows):
+    # gram_rows 33: Gram products of 33 rows inside blocks of 100 (and 3 at each block's end).
+    monkeypatch.setattr(importlib.import_module("engine.projection.pivot_mds"), "GRAM_ROWS",
+                        gram_rows)
     # NumPy-array input on the CPU backend takes the BLAS path; a jax.Array the jit kernels.
     # The same pivots (same key) must give the same layout, chunked unevenly on purpose.
     x = np.random.default_rng(9).standard_normal((1003, 12)).astype(np.float32)
