@@ -73,14 +73,15 @@ def _cross_host(x: np.ndarray, b: np.ndarray, chunk: int) -> tuple[np.ndarray, .
     """:func:`_cross_block` over all of a host array with NumPy's BLAS matmul, shifted, and
     the Gram terms of its columns, each block's taken while the block is in cache.
 
-    Used on the CPU backend: for this one large ``(n, d) @ (d, k)`` product, OpenBLAS's
-    GEMM runs about twice as fast as XLA:CPU's on the 2-core machine the benchmarks run on
-    (``benchmarks/projection.py``: 1.07 s against 2.38 s at 1M x 1000, k = 50); the default
-    call at 200k x 512 took 0.50 s this way and 0.57 s with the product and the block's Gram
-    fused in one XLA kernel (same run, load 4), whose compile added 0.26 s to the first call.
+    Used on the CPU backend: this one large ``(n, d) @ (d, k)`` product took 1.07 s with
+    OpenBLAS against 2.38 s with XLA:CPU at 1M x 1000, k = 50 (an earlier run of
+    ``benchmarks/projection.py`` on the 2-core machine); at 200k x 512 on the loaded machine
+    (load 4) the bare products were about even, and the default call took 0.50 s this way
+    against 0.57 s with the product and the block's Gram fused in one XLA kernel, whose
+    compile added 0.26 s to the first call.
 
     The Gram products take ``GRAM_ROWS`` rows at a time, in L2 cache: one product per
-    65,536-row block cost 72 ms at 200k x 50 (``scipy`` ``ssyrk``), 4,096-row ones 21 ms.
+    65,536-row block cost 72 ms at 200k x 50 (``scipy`` ``ssyrk``, load 3), 4,096-row ones 21.
 
     Returns ``F = D - s`` ``(n, k)`` float32 with ``D = -2 x bᵀ`` and ``s`` ``(k,)`` the first
     block's column means, then ``FᵀF`` ``(k, k)`` and the column sums of ``F`` ``(k,)``
@@ -123,7 +124,7 @@ def _host_layout(f: np.ndarray, gram: np.ndarray, total: np.ndarray, *, dims: in
     sigma = np.sqrt(np.maximum(evals[order], 0.0))
     w = (jk @ evecs[:, order]) / np.sqrt(np.where(sigma > 0, sigma, 1.0))
     y, w32 = np.empty((n, dims), np.float32), w.astype(np.float32)
-    for t in range(0, n, GRAM_ROWS):  # one (n, k) @ (k, 2) product: 46 ms at load 3, these 2
+    for t in range(0, n, GRAM_ROWS):  # one (n, k) @ (k, 2) product: 46 ms at load 3; 1.7
         np.matmul(f[t:t + GRAM_ROWS], w32, out=y[t:t + GRAM_ROWS])
     y -= (m @ w).astype(np.float32)
     y *= np.float32(-0.5)
