@@ -3,9 +3,9 @@
 Twelve FSDD recordings (digits 0 and 1, speakers george and jackson, takes 0, 5 and 10) give
 known split sizes: FSDD's own split puts take 0 in test, 5 in valid, 10 in train (4 clips
 each); leaving jackson out tests on his 6 clips, validates on george's take 0 (2) and trains on
-george's takes 5 and 10 (4). One epoch each (two trainings: 140 s on the shared CPU at load 7,
-beside a full training, mostly compiling); the accuracies are checked against the checkpoint's
-own test accuracy (``models.train.evaluate``, a separate code path).
+george's takes 5 and 10 (4). One epoch each (two trainings: 30 s on the shared CPU at load 2,
+140 s at load 7 beside a full training; mostly compiling); the accuracies are checked against
+the checkpoint's own test accuracy (``models.train.evaluate``, a separate code path).
 """
 
 import json
@@ -78,6 +78,25 @@ def test_fsdd_and_leave_one_speaker_out_write_their_json(few_fsdd, tmp_path, cap
     assert (models / "fsdd-loso" / "jackson" / "metadata.json").is_file()
     printed = json.loads(capsys.readouterr().out)
     assert printed["fsdd-loso"]["summary"] == loso["summary"]
+
+
+def test_synth_large_warp_is_also_scored_on_the_other_corpus(tmp_path):
+    # both corpus options name synth:small, so the extra score is of the same 4 test clips
+    out = tmp_path / "out"
+    code = main(["experiment", "classifiers", "--runs", "synth-large-warp", "--synth",
+                 "synth:small", "--synth-large", "synth:small", "--epochs", "1", "--out",
+                 str(out)])
+    assert code == 0
+    result = json.loads((out / "synth-large-warp.json").read_text())
+    [fold] = result["folds"]
+    assert fold["config"]["arch"] == "soomro_cnn" and fold["config"]["freq_warp"] == 0.2
+    assert fold["split_sizes"] == {"train": 16, "valid": 4, "test": 4}  # 4 words x 1 voice
+    test = fold["accuracy"]["test"]
+    assert fold["also_test"] == {"corpus": "synth:small", **test}
+    assert result["summary"] == {"test_accuracy": test["accuracy"],
+                                 "also_test_corpus": "synth:small",
+                                 "also_test_accuracy": test["accuracy"]}
+    assert 0.0 <= test["accuracy"] <= 1.0 and len(test["per_speaker"]) == 1
 
 
 def test_fsdd_runs_need_the_recordings_folder(tmp_path, capsys):
