@@ -49,6 +49,7 @@ def check_fold(fold: dict, sizes: dict, test_speakers: list[str]) -> None:
     assert len(fold["loadavg"]["before"]) == 3 and fold["train_seconds"] > 0
 
 
+@pytest.mark.slow  # two trainings (30-49 s, 140 s under load); synth:small below is the fast one
 def test_fsdd_and_leave_one_speaker_out_write_their_json(few_fsdd, tmp_path, capsys):
     out, models = tmp_path / "out", tmp_path / "models"
     code = main(["experiment", "classifiers", "--runs", "fsdd,fsdd-loso", "--fsdd",
