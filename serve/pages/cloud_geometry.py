@@ -14,8 +14,7 @@ def layout_points(xy: np.ndarray, position: float, rows=None) -> tuple[np.ndarra
     """``(x, y)`` float32 of ``rows`` (default all) of aligned layouts ``xy (layers, n, 2)`` at
     ``position`` ∈ [0, layers − 1]: linear interpolation between the neighbouring layers, the
     same formula as :func:`viz.embeddings.morph_points`."""
-    i = min(int(np.floor(position)), xy.shape[0] - 1)
-    j, t = min(i + 1, xy.shape[0] - 1), np.float32(position - i)
+    i, j, t = _segment_of(xy.shape[0], position)
     a = xy[i] if rows is None else xy[i, rows]
     b = xy[j] if rows is None else xy[j, rows]
     out = a if t == 0 else a + t * (b - a)
