@@ -198,7 +198,7 @@ def _train(model, data, config: FitConfig, out_dir: Path, base: dict, history: l
            progress: bool, on_epoch):
     """Train the epochs left after ``history``; the model ends on the best epoch overall."""
     from models.checkpoint import load_checkpoint
-    from models.train import train_classifier
+    from models.train import recalibrate_batch_norm, train_classifier
 
     offset = len(history)
     averager = _WeightAverage(config.epochs - config.average_last) if config.average_last else None
@@ -219,6 +219,8 @@ def _train(model, data, config: FitConfig, out_dir: Path, base: dict, history: l
     accs = [h["valid_acc"] for h in history]
     if averager is not None and averager.n:
         averager.apply(model)
+        # averaged weights need batch-norm statistics of their own (no-op without BatchNorm)
+        recalibrate_batch_norm(model, np.asarray(data[0][0], np.float32))
         return model, len(history)
     best_epoch = int(np.argmax(accs)) + 1
     if best_epoch <= offset:

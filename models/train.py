@@ -143,8 +143,13 @@ def _split_for_training(model: nnx.Module):
     return (g_train, *nnx.split(model, nnx.Param, ...))
 
 
-def _epoch(steps, carry, epoch, data, *, classifier, batch_size, rng, augment, progress):
-    """One epoch of training and validation: ``(carry, metrics)``."""
+def _epoch(steps, carry, epoch, data, *, classifier, batch_size, rng, augment, progress,
+           calibrate=None):
+    """One epoch of training and validation: ``(carry, eval_rest, metrics)``.
+
+    With ``calibrate = (fn, x_cal)`` validation runs with batch-norm statistics recalibrated
+    on ``x_cal`` (``eval_rest``), the statistics the returned model will have; otherwise
+    ``eval_rest`` is the training carry's."""
     (train_step, eval_step), (x_train, t_train, x_valid, t_valid) = steps, data
     t0 = time.perf_counter()
     with tqdm(total=math.ceil(len(x_train) / batch_size), desc=f"epoch {epoch}",
@@ -152,7 +157,8 @@ def _epoch(steps, carry, epoch, data, *, classifier, batch_size, rng, augment, p
         carry, tr_loss, tr_acc = _run_epoch(train_step, carry, x_train, t_train,
                                             batch_size=batch_size, rng=rng, augment=augment,
                                             bar=bar, classifier=classifier)
-    va_loss, va_acc = _evaluate_arrays(eval_step, carry[0], carry[1], x_valid, t_valid,
+    eval_rest = carry[1] if calibrate is None else calibrate[0](carry[0], carry[1], calibrate[1])
+    va_loss, va_acc = _evaluate_arrays(eval_step, carry[0], eval_rest, x_valid, t_valid,
                                        batch_size)
     metrics = {"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc,
                "valid_loss": va_loss, "valid_acc": va_acc,
@@ -161,7 +167,7 @@ def _epoch(steps, carry, epoch, data, *, classifier, batch_size, rng, augment, p
         metrics = {k: v for k, v in metrics.items() if not k.endswith("_acc")}
     if progress:
         tqdm.write(" ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-    return carry, metrics
+    return carry, eval_rest, metrics
 
 
 def _fit(model, terms, x_train, t_train, x_valid, t_valid, *, classifier: bool, epochs,
@@ -181,19 +187,36 @@ def _fit(model, terms, x_train, t_train, x_valid, t_valid, *, classifier: bool, 
     loop = _Loop(patience=patience, classifier=classifier, t0=time.perf_counter(),
                  budget=time_budget_s, best=(params, rest))
     carry, rng = (params, rest, tx.init(params)), np.random.default_rng(seed)
+    calibrate = _calibration(model, x_train, seed)
     for epoch in range(1, epochs + 1):
-        carry, metrics = _epoch(steps, carry, epoch, (x_train, t_train, x_valid, t_valid),
-                                classifier=classifier, batch_size=min(batch_size, len(x_train)),
-                                rng=rng, augment=augment, progress=progress)
-        stop = loop.record(metrics, (carry[0], carry[1]))
+        carry, eval_rest, metrics = _epoch(
+            steps, carry, epoch, (x_train, t_train, x_valid, t_valid), classifier=classifier,
+            batch_size=min(batch_size, len(x_train)), rng=rng, augment=augment,
+            progress=progress, calibrate=calibrate)
+        stop = loop.record(metrics, (carry[0], eval_rest))
         if on_epoch is not None:
-            nnx.update(model, carry[0], carry[1])
+            nnx.update(model, carry[0], eval_rest)
             on_epoch(epoch, model, metrics)
         if stop:
             break
     nnx.update(model, *loop.best)
     model.eval()
     return loop.result(epochs)
+
+
+CALIBRATION_CLIPS = 1024  # training inputs the per-epoch batch-norm statistics average over
+
+
+def _calibration(model: nnx.Module, x_train: np.ndarray, seed: int):
+    """``(calibrate, x_cal)`` for models with BatchNorm, else None. ``x_cal``: a fixed subset
+    of the (clean) training inputs, drawn from its own generator so the training shuffle and
+    augmentation draw exactly what they draw without it."""
+    calibrate = _make_calibrator(model)
+    if calibrate is None:
+        return None
+    n = len(x_train)
+    pick = np.sort(np.random.default_rng([seed, 1]).permutation(n)[:CALIBRATION_CLIPS])
+    return calibrate, x_train[pick]
 
 
 @dataclass
@@ -285,6 +308,51 @@ def train_autoencoder(ae: nnx.Module, x_train, x_valid, *, epochs: int = 30,
                 on_epoch=on_epoch)
 
 
+def _batch_norms(model: nnx.Module) -> list:
+    walk = nnx.iter_modules(model) if hasattr(nnx, "iter_modules") else model.iter_modules()
+    return [m for _, m in walk if isinstance(m, nnx.BatchNorm)]
+
+
+def _make_calibrator(model: nnx.Module, batch_size: int = 128):
+    """``calibrate(params, rest, x) -> rest`` whose BatchNorm running statistics are the mean
+    of ``x``'s per-batch statistics, dropout off (None when the model has no BatchNorm).
+
+    The per-batch statistics come from one jitted forward of a graph whose BatchNorms use
+    batch statistics with momentum 0 (so each call's running statistics are that batch's);
+    their exact mean is what momentum ``(i - 1) / i`` for batch ``i`` would reach. Batches
+    are ``x[i*batch_size:(i+1)*batch_size]`` for ``i < max(1, len(x) // batch_size)``.
+    ``model`` is left in eval mode; its state is not changed until ``calibrate`` runs, which
+    writes ``params``, ``rest`` and the new statistics into it."""
+    norms = _batch_norms(model)
+    model.eval()
+    if not norms:
+        return None
+    saved = [(m.momentum, m.use_running_average) for m in norms]
+    for m in norms:
+        m.use_running_average, m.momentum = False, 0.0
+    g_cal = nnx.split(model)[0]
+    for m, (momentum, use_avg) in zip(norms, saved):
+        m.momentum, m.use_running_average = momentum, use_avg
+    model.eval()
+
+    @jax.jit
+    def batch_stats(params, rest, xb):
+        merged = nnx.merge(g_cal, params, jax.tree.map(lambda a: a, rest))
+        merged(xb)
+        return nnx.state(merged, nnx.BatchStat)
+
+    def calibrate(params, rest, x):
+        n_batches = max(1, len(x) // batch_size)
+        stats = [batch_stats(params, rest, jnp.asarray(x[i * batch_size:(i + 1) * batch_size]))
+                 for i in range(n_batches)]
+        mean = jax.tree.map(lambda *a: sum(a) / len(a), *stats)
+        nnx.update(model, params, rest)
+        nnx.update(model, mean)
+        return nnx.split(model, nnx.Param, ...)[2]
+
+    return calibrate
+
+
 def recalibrate_batch_norm(model: nnx.Module, x: np.ndarray, *, batch_size: int = 128) -> int:
     """Set every BatchNorm's running statistics to their average over ``x`` (clean inputs).
 
@@ -293,25 +361,19 @@ def recalibrate_batch_norm(model: nnx.Module, x: np.ndarray, *, batch_size: int 
     learnt during training does not fit eval mode ("variance shift", Li et al. 2019); on
     FSDD eval-mode accuracy sat 25 points below batch-statistics accuracy. One pass over the
     training inputs with dropout off and batch statistics on, averaging the per-batch
-    statistics exactly (momentum ``(i - 1) / i`` for batch ``i``), removes the mismatch.
+    statistics exactly, removes the mismatch. Training validates every epoch with statistics
+    recalibrated this way (on a subset of the training inputs), so the epoch it keeps is
+    chosen on the model it returns.
 
     Returns the number of BatchNorm layers recalibrated; the model is left in eval mode.
     """
-    walk = nnx.iter_modules(model) if hasattr(nnx, "iter_modules") else model.iter_modules()
-    norms = [m for _, m in walk if isinstance(m, nnx.BatchNorm)]
-    model.eval()
-    if not norms or len(x) == 0:
+    calibrate = _make_calibrator(model, batch_size)
+    if calibrate is None or len(x) == 0:
         return 0
-    saved = [(m.momentum, m.use_running_average) for m in norms]
-    n_batches = max(1, len(x) // batch_size)
-    for i in range(n_batches):
-        for m in norms:
-            m.use_running_average, m.momentum = False, i / (i + 1.0)
-        model(jnp.asarray(x[i * batch_size:(i + 1) * batch_size]))
-    for m, (momentum, use_avg) in zip(norms, saved):
-        m.momentum, m.use_running_average = momentum, use_avg
+    _, params, rest = nnx.split(model, nnx.Param, ...)
+    calibrate(params, rest, np.asarray(x, np.float32))
     model.eval()
-    return len(norms)
+    return len(_batch_norms(model))
 
 
 def _predict_logits(model_or_forward, x: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -97,3 +97,23 @@ def test_same_seed_gives_the_same_weights_and_the_recipe_is_recorded(tiny_corpus
     assert FitConfig(**{k: tuple(v) if isinstance(v, list) else v
                         for k, v in metas["a"]["config"].items()}) == recipe
     assert len(metas["a"]["metrics"]["history"]) == 2  # no budget cut it short
+
+
+def test_weight_averaged_batch_norm_models_get_statistics_of_their_own(tiny_corpus, tmp_path):
+    """The mean of several epochs' weights is a new model: its batch-norm statistics must be
+    recalibrated on the training inputs after averaging (before, it kept the last epoch's)."""
+    from data.dataset import load_split
+    from models.checkpoint import load_checkpoint
+    from models.fit import feature_params_for
+    from models.train import recalibrate_batch_norm
+
+    config = FitConfig(arch="ddevis_cnn", epochs=2, batch_size=4, average_last=2, seed=0)
+    fit(tiny_corpus, tmp_path / "m", config, progress=False, log=lambda m: None)
+    model, _ = load_checkpoint(tmp_path / "m")
+    saved = [np.asarray(a) for a in jax.tree.leaves(nnx.state(model, nnx.BatchStat))]
+    x = load_split(tiny_corpus, "train", feature_params_for("ddevis_cnn"), progress=False).x
+    assert recalibrate_batch_norm(model, np.asarray(x, np.float32)) == 4
+    again = [np.asarray(a) for a in jax.tree.leaves(nnx.state(model, nnx.BatchStat))]
+    assert len(saved) == 8
+    for a, b in zip(saved, again):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -110,3 +110,45 @@ def test_an_autoencoders_progress_bar_shows_its_reconstruction_error(capsys):
     train_autoencoder(ae, x[:24], x[24:], epochs=1, batch_size=8, progress=True)
     err = capsys.readouterr().err
     assert "recon_mse=" in err and "acc=" not in err  # it showed acc=0.000
+
+
+class _DropoutBN(nnx.Module):
+    """Dropout before batch-norm (as in the d-DeVIS blocks): the running statistics learnt
+    while training are those of noisy activations, not of the eval-mode ones."""
+
+    def __init__(self, rngs):
+        self.lin = nnx.Linear(3, 8, rngs=rngs)
+        self.drop = nnx.Dropout(0.5, rngs=rngs)
+        self.bn = nnx.BatchNorm(8, momentum=0.9, rngs=rngs)
+        self.out = nnx.Linear(8, 2, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(nnx.relu(self.bn(self.drop(self.lin(x)))))
+
+
+def _blobs(n, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n).astype(np.int32)
+    x = rng.normal(0.0, 1.0, (n, 3)).astype(np.float32) + 1.5 * y[:, None] * np.float32([1, -1, .5])
+    return x, y
+
+
+def test_the_kept_epoch_is_scored_with_the_statistics_of_the_returned_model():
+    """Each epoch is validated with batch-norm statistics recalibrated on the training inputs,
+    so the validation loss recorded for the kept epoch is the returned model's loss on the
+    same data (here the training set is smaller than the calibration subset, so the end-of-
+    training recalibration averages the very same batches). Scoring with the training run's
+    running averages — what was done before — gave a different loss and chose epochs on a
+    model that was never returned."""
+    import optax
+
+    (xtr, ytr), (xva, yva) = _blobs(384, 0), _blobs(96, 1)
+    model = _DropoutBN(nnx.Rngs(0))
+    result = train_classifier(model, xtr, ytr, xva, yva, epochs=4, batch_size=32,
+                              learning_rate=1e-2, patience=10, progress=False)
+    logits = model(jnp.asarray(xva))
+    loss = float(optax.softmax_cross_entropy_with_integer_labels(logits, yva).mean())
+    acc = float((np.argmax(np.asarray(logits), -1) == yva).mean())
+    np.testing.assert_allclose(result.best_valid_loss, loss, rtol=1e-4)
+    assert result.best_valid_acc == pytest.approx(acc, abs=1e-6)
+    assert model.bn.use_running_average  # returned in eval mode
