@@ -45,6 +45,13 @@ class SpecAugment:
       tilt: largest spectral tilt, log10 units from the bottom to the top row (0.5: ±5 dB).
       gate, gate_depth: with probability ``gate`` cells more than a depth drawn in
         ``gate_depth`` (log10 units) below the maximum become the floor.
+      row_hz: centre frequency (Hz) of every feature row; when given, the frequency warp
+        scales Hz (row ``f`` of the output is the input at ``row_hz[f] / factor``), as a vocal
+        tract length change does, instead of the row index (on mel rows the index warp
+        stretches high frequencies more than low ones).
+      time_stretch: largest relative change of speaking rate (0.2: durations scaled by a
+        factor in [0.8, 1.2] about the clip's centre, like speed perturbation without the
+        pitch change; 0 turns it off). Frames mapped from outside the clip become the floor.
       noise, noise_depth: with probability ``noise`` stationary noise is added to the power:
         a level drawn in ``noise_depth`` (log10 units below the clip's maximum: the SNR of its
         loudest cell) times an exponentially distributed draw per cell (the power of a
@@ -69,6 +76,8 @@ class SpecAugment:
     gate_depth: tuple[float, float] = (2.0, 3.5)
     noise: float = 0.0
     noise_depth: tuple[float, float] = (2.0, 4.0)
+    row_hz: tuple[float, ...] = ()
+    time_stretch: float = 0.0
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = np.array(x, dtype=np.float32, copy=True)
@@ -80,7 +89,10 @@ class SpecAugment:
         n_freq, n_time = spec.shape
         if self.freq_warp:
             spec = warp_frequency(spec, float(rng.uniform(1 - self.freq_warp, 1 + self.freq_warp)),
-                                  floor=self.floor)
+                                  floor=self.floor, row_hz=self.row_hz or None)
+        if self.time_stretch:  # drawn only when on: recipes without it draw as before
+            spec = stretch_time(spec, float(rng.uniform(1 - self.time_stretch,
+                                                        1 + self.time_stretch)), floor=self.floor)
         spec = self._channel(spec, rng)
         shift = int(rng.integers(-self.max_shift, self.max_shift + 1)) if self.max_shift else 0
         if shift:
@@ -162,17 +174,45 @@ def reverberate(spec: np.ndarray, frames: float, gain_db: float, *,
         return np.log10(out)
 
 
-def warp_frequency(spec: np.ndarray, factor: float, *, floor: float) -> np.ndarray:
+def _resample_rows(spec: np.ndarray, src: np.ndarray, floor: float) -> np.ndarray:
+    """Rows of ``spec`` at fractional positions ``src`` (linear interpolation); positions
+    outside ``[0, n - 1]`` become ``floor``."""
+    n = spec.shape[0]
+    lo = np.clip(np.floor(src).astype(int), 0, n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = np.clip(src - lo, 0.0, 1.0).reshape(-1, *([1] * (spec.ndim - 1)))
+    out = (1 - frac) * spec[lo] + frac * spec[hi]
+    out[(src > n - 1) | (src < 0)] = floor
+    return out.astype(spec.dtype)
+
+
+def warp_frequency(spec: np.ndarray, factor: float, *, floor: float,
+                   row_hz: np.ndarray | tuple | None = None) -> np.ndarray:
     """``spec (freq, time)`` with its frequency axis stretched by ``factor`` (> 1: formants move
     up, as for a shorter vocal tract). Output row ``f`` = input row ``f / factor``, linearly
-    interpolated; rows that map above the top input row become ``floor``."""
+    interpolated; rows that map above the top input row become ``floor``. With ``row_hz``
+    (each row's centre frequency, increasing) the stretch is of Hz: output row ``f`` is the
+    input at frequency ``row_hz[f] / factor``."""
     if not factor > 0:
         raise ValueError(f"warp factor must be > 0, got {factor}")
     n_freq = spec.shape[0]
-    src = np.arange(n_freq, dtype=np.float64) / factor
-    lo = np.minimum(np.floor(src).astype(int), n_freq - 1)
-    hi = np.minimum(lo + 1, n_freq - 1)
-    frac = (src - lo)[:, None]
-    out = (1 - frac) * spec[lo] + frac * spec[hi]
-    out[src > n_freq - 1] = floor
-    return out.astype(spec.dtype)
+    rows = np.arange(n_freq, dtype=np.float64)
+    if row_hz is None:
+        src = rows / factor
+    else:
+        hz = np.asarray(row_hz, np.float64)
+        if hz.shape != (n_freq,) or np.any(np.diff(hz) <= 0):
+            raise ValueError(f"row_hz must give {n_freq} increasing frequencies")
+        src = np.interp(hz / factor, hz, rows, left=0.0, right=n_freq)  # past the top: floor
+    return _resample_rows(spec, src, floor)
+
+
+def stretch_time(spec: np.ndarray, factor: float, *, floor: float) -> np.ndarray:
+    """``spec (freq, time)`` spoken ``factor`` times as long (> 1: slower), about the clip's
+    centre: output frame ``t`` is input frame ``c + (t - c) / factor``, linearly
+    interpolated; frames mapped from outside the clip become ``floor``."""
+    if not factor > 0:
+        raise ValueError(f"stretch factor must be > 0, got {factor}")
+    c = (spec.shape[1] - 1) / 2.0
+    src = c + (np.arange(spec.shape[1], dtype=np.float64) - c) / factor
+    return _resample_rows(spec.T, src, floor).T.copy()

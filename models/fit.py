@@ -36,6 +36,8 @@ class FitConfig:
     noise: float = 0.0  # with augment: probability of adding stationary noise
     noise_depth: tuple[float, float] = (2.0, 4.0)  # its level, log10 units below the maximum
     masks: int = 1  # with augment: SpecAugment frequency masks and time masks, each
+    warp_hz: bool = False  # with freq_warp: stretch Hz (true VTLP on mel rows), not row numbers
+    time_stretch: float = 0.0  # with augment: speaking-rate change in [1 - s, 1 + s]
     # > 0: the saved model is the mean of the weights after each of the last average_last
     # epochs (weight averaging, Izmailov et al. 2018), not the best validation epoch
     average_last: int = 0
@@ -178,12 +180,14 @@ def _augmenter(config: FitConfig):
                        freq_warp=config.freq_warp, band_limit=config.band_limit,
                        band_rows=tuple(row_of_frequency(params, hz) for hz in config.band_hz),
                        reverb=config.reverb, tilt=config.tilt, gate=config.gate,
-                       noise=config.noise, noise_depth=tuple(config.noise_depth))
+                       noise=config.noise, noise_depth=tuple(config.noise_depth),
+                       row_hz=row_frequencies(params) if config.warp_hz else (),
+                       time_stretch=config.time_stretch)
 
 
-def row_of_frequency(params: FeatureParams, hz: float) -> int:
-    """The first feature row whose centre frequency is at or above ``hz`` (mel centres for
-    log-mel, FFT bins for the STFT)."""
+def row_frequencies(params: FeatureParams) -> tuple[float, ...]:
+    """Centre frequency (Hz) of every feature row: mel centres for log-mel, FFT bins for the
+    STFT."""
     if params.kind == "logmel":
         import librosa
 
@@ -191,6 +195,12 @@ def row_of_frequency(params: FeatureParams, hz: float) -> int:
                                           fmax=params.fmax or params.sample_rate / 2)[1:-1]
     else:
         centres = np.arange(params.n_freq) * params.sample_rate / params.n_fft
+    return tuple(float(c) for c in centres)
+
+
+def row_of_frequency(params: FeatureParams, hz: float) -> int:
+    """The first feature row whose centre frequency is at or above ``hz``."""
+    centres = row_frequencies(params)
     return int(min(np.searchsorted(centres, hz), params.shape[0] - 1))
 
 
