@@ -34,9 +34,9 @@ from bokeh.models import ColumnDataSource
 from engine.ablation import class_probs
 from serve.jobs import JobError, one_walk, session_runner
 from serve.pages.input_space import hear, input_space, picture_figure, picture_of, same_input
-from serve.pages.maximise_parts import (CLASS_SCORES, PRIOR_HINT, layer_shapes, live_index,
-                                        npz_bytes, setup_run, start_objective,
-                                        target_shortfall)
+from serve.pages.maximise_parts import (CLASS_SCORES, LR_INPUT, LR_INPUT_FOREIGN, LR_LATENT,
+                                        PRIOR_HINT, layer_shapes, live_index, npz_bytes,
+                                        setup_run, start_objective, target_shortfall)
 from serve.text import esc, live_text
 
 MODES = {"noise-to-class": "noise", "class-to-class (current clip)": "clip"}
@@ -90,7 +90,8 @@ class MaximisePage:
         self.prior_note = pn.pane.Markdown(PRIOR_HINT if self.prior is None else "",
                                            visible=own and self.prior is None)
         self.steps = w.IntInput(name="Steps", value=20, start=1, end=2000)
-        self.lr = w.FloatInput(name="Learning rate", value=0.1 if with_prior else 0.01,
+        lr_input = LR_INPUT if own else LR_INPUT_FOREIGN
+        self.lr = w.FloatInput(name="Learning rate", value=LR_LATENT if with_prior else lr_input,
                                start=1e-5, end=10.0, step=0.01)
         self.starts = w.IntInput(name="Starts", value=8, start=1, end=1024)
         self.l2 = w.FloatInput(name="L2 weight", value=0.0, start=0.0)
@@ -102,8 +103,8 @@ class MaximisePage:
         self._index_from = ""  # the layer note's line on where the index came from
         self.kind.param.watch(self._on_kind, "value")
         self.layer.param.watch(self._on_layer, "value")
-        self.use_prior.param.watch(lambda e: setattr(self.lr, "value", 0.1 if e.new else 0.01),
-                                   "value")
+        self.use_prior.param.watch(
+            lambda e: setattr(self.lr, "value", LR_LATENT if e.new else lr_input), "value")
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: self.stop())
 

@@ -181,7 +181,7 @@ def test_refusals_go_to_the_session_banner(shared):
     page = _page(shared, steps=50, starts=2)
     assert page.use_prior.disabled and "spectrogram_ae" in page.prior_note.object
     fresh = MaximisePage(Session(shared))
-    assert fresh.use_prior.value is False and fresh.lr.value == 0.01  # no prior: input space
+    assert fresh.use_prior.value is False and fresh.lr.value == 0.1  # no prior: input space
     page.mode.value = "class-to-class (current clip)"
     assert page.run() is None
     assert "bring one in first" in page.session.alert.object
@@ -205,11 +205,11 @@ def test_latent_space_run_with_a_decoder_prior():
     assert not page.use_prior.disabled
     # A loaded prior is on from the start, with the latent space's learning rate.
     fresh = MaximisePage(Session(shared))
-    assert fresh.use_prior.value is True and fresh.lr.value == 0.1
+    assert fresh.use_prior.value is True and fresh.lr.value == 1.0
     page.use_prior.value = False
-    assert page.lr.value == 0.01
-    page.use_prior.value = True
     assert page.lr.value == 0.1
+    page.use_prior.value = True
+    assert page.lr.value == 1.0
     page.lr.value = 0.5
     page.cls.value = 0
     _run(page)
