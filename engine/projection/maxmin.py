@@ -38,6 +38,9 @@ RESOLUTION = 1e-5  # squared distances below this times the largest to pivot 0 a
 BATCH = 1024  # rows per batch once a guess has failed, taken in decreasing bound
 FIRST_GUESS = 0.9  # the second pivot's guess: 0.9 x the first's distance (later: the last ratio)
 GROUP = 32  # rows per GEMM of a refresh (see _State.refresh)
+# rows gathered at once by a refresh: bounds the copy (at d = 1000, 64 MB) where a refresh of
+# most rows once gathered them all (1.5 GB over the layer itself at 604,800 x 1000)
+REFRESH_ROWS = 16384
 PROBE = 32  # the last pivot's runners-up brought up to date first, for the next threshold
 WIDEN = 0.9  # rows enter the bookkeeping down to this times the guess, so scans of all n are few
 
@@ -121,8 +124,12 @@ class _State:
         GEMM waits for the slower thread at every step, 3-5x slower on a machine whose other
         core is busy (measured at load 3.5; idle, one thread loses ~1.5x on two).
         """
-        j, lo = len(self.rows), int(self.done[pos].min())
         pos = np.sort(pos)  # act is in row order within each activation, so nearly sorted
+        for start in range(0, pos.size, REFRESH_ROWS):
+            self._refresh_block(pos[start:start + REFRESH_ROWS])
+
+    def _refresh_block(self, pos: np.ndarray) -> None:
+        j, lo = len(self.rows), int(self.done[pos].min())
         r = self.act[pos]
         a = _rows(self.x, np.pad(r, (0, -r.size % GROUP), mode="edge"))
         a -= self.p0

@@ -82,10 +82,11 @@ def test_maxmin_pivots_equal_the_k_pass_reference(monkeypatch, data, tight):
     # tight: small batches, guesses too high and narrow activation, so a few thousand points
     # go through every path: guesses lowered, batches in bound order, many activation scans,
     # the last streamed block overlapping. Default settings: the guesses mostly too low.
-    if tight:
+    if tight:  # also refreshes gathered a few rows at a time (the memory bound's path)
         monkeypatch.setattr(maxmin, "BATCH", 16)
         monkeypatch.setattr(maxmin, "FIRST_GUESS", 0.999)
         monkeypatch.setattr(maxmin, "WIDEN", 0.99)
+        monkeypatch.setattr(maxmin, "REFRESH_ROWS", 100)
     rng = np.random.default_rng(5)
     x = {"gauss": lambda: rng.standard_normal((3001, 24)).astype(np.float32),
          "clusters": lambda: _clusters(rng, 3001, 16),
