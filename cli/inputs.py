@@ -13,7 +13,7 @@ DEFAULT_CORPUS = "synth"
 DEFAULT_ARCH = "soomro_cnn"
 # Bumped whenever models.fit.DEFAULT_RECIPE changes, so a model cached by an older recipe (or
 # by the old time-budgeted first run) is not reused.
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 
 
 def default_model_dir() -> Path:
@@ -71,24 +71,9 @@ def ensure_default_model(*, budget_s: float | None = None, log=print) -> Path:
 
 
 def _same_recipe(config) -> bool:
-    """Whether a cached model's recorded ``config`` is today's ``DEFAULT_RECIPE`` (compared
-    as JSON: tuples read back as lists). A recipe changed without a new ``RECIPE_VERSION``
-    would otherwise serve the old model."""
-    import json
-    from dataclasses import asdict
+    from models.fit import is_default_recipe
 
-    from models.fit import DEFAULT_RECIPE, FitConfig
-
-    def canon(value):
-        return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-    if not isinstance(config, dict):
-        return False
-    # A field added to FitConfig since the model was cached reads as its default (which keeps
-    # the old behaviour), so adding an option does not retrain everyone's model.
-    known = {**canon(asdict(FitConfig())), **canon(config)}
-    want = canon(asdict(DEFAULT_RECIPE))
-    return all(known.get(k) == v for k, v in want.items())
+    return is_default_recipe(config)
 
 
 def resolve_model(path: str | None) -> Path | str:

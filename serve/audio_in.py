@@ -172,8 +172,13 @@ class AudioIn:
         self.now.value = f"<b>Current clip:</b> {esc(clip.name)} · {esc(clip.source)}"
 
     def view(self):
+        from serve.model_card import model_card
+
+        about = pn.pane.HTML(model_card(self.session.predictor.metadata),
+                             css_classes=["hs-model-card"], sizing_mode="stretch_width",
+                             styles={"font-size": "12px", "line-height": "1.35"})
         return pn.Column(
-            self.now, self.session.alert,
+            about, self.now, self.session.alert,
             pn.pane.Markdown("#### Upload (or drop a file)"), self.upload,
             pn.pane.Markdown("#### Record"), self.recorder,
             pn.pane.Markdown("#### Corpus"), self.label, self.speaker, self.item, self.pick,
