@@ -187,6 +187,8 @@ class SoomroCNN(_ConvNet):
       keep_rows: when > 0, only the lowest ``keep_rows`` feature rows reach the convolutions
         (the rows above are set to 0 after ``input_norm``; shapes stay as they are): a model
         that must hear 8 kHz recordings (nothing above 4 kHz) learns no cue from above it.
+      channels: output channels of conv1..conv3 (the paper's 8, 16, 32).
+      kernel: their square kernel size (the paper's 2).
     """
 
     layer_names = ("conv1", "conv2", "conv3", "dense1", "dense2", "dense3", "logits")
@@ -195,7 +197,7 @@ class SoomroCNN(_ConvNet):
 
     def __init__(self, n_classes: int = 35, input_shape=(80, 90), *, rngs: nnx.Rngs,
                  input_norm: str = "", head: str = "flatten", dropout: float = 0.0,
-                 keep_rows: int = 0):
+                 keep_rows: int = 0, channels=(8, 16, 32), kernel: int = 2):
         self.input_shape = _shape2(input_shape)
         self.n_classes = int(n_classes)
         if input_norm not in self.input_norms or head not in self.heads:
@@ -208,10 +210,14 @@ class SoomroCNN(_ConvNet):
         if not 0 <= int(keep_rows) <= self.input_shape[0]:
             raise ValueError(f"keep_rows must be in [0, {self.input_shape[0]}], got {keep_rows!r}")
         self.keep_rows = int(keep_rows)
+        channels = tuple(int(c) for c in channels)
+        if len(channels) != 3 or min(channels) < 1 or not 1 <= int(kernel) <= 7:
+            raise ValueError(f"channels must be 3 positive counts and kernel in 1..7, got "
+                             f"{channels!r}, {kernel!r}")
         h, w, c_in = *self.input_shape, 1
-        for i, c in enumerate((8, 16, 32), start=1):
-            setattr(self, f"conv{i}", nnx.Conv(c_in, c, kernel_size=(2, 2), padding="SAME",
-                                               rngs=rngs))
+        for i, c in enumerate(channels, start=1):
+            setattr(self, f"conv{i}", nnx.Conv(c_in, c, kernel_size=(int(kernel),) * 2,
+                                               padding="SAME", rngs=rngs))
             h, w, c_in = h // 2, w // 2, c
         if h < 1 or w < 1:
             raise ValueError(f"input_shape {self.input_shape} is too small for 3 poolings")

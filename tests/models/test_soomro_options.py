@@ -132,3 +132,15 @@ def test_keep_rows_makes_the_model_deaf_above_them():
     assert np.abs(_logits(full, above) - _logits(full, x)).max() > 1e-3
     with pytest.raises(ValueError, match="keep_rows"):
         _model(keep_rows=81)
+
+
+def test_channels_and_kernel_set_the_convolutions_and_bad_values_are_refused():
+    m = SoomroCNN(35, (80, 90), rngs=nnx.Rngs(0), head="pool", channels=(16, 32, 64), kernel=3)
+    assert m.conv1.kernel.shape == (3, 3, 1, 16) and m.conv3.kernel.shape == (3, 3, 32, 64)
+    assert m.dense1.kernel.shape == (10 * 64, 512)  # pooled head: 10 rows x 64 channels
+    assert m(jnp.zeros((2, 80, 90))).shape == (2, 35)
+    paper = SoomroCNN(35, (80, 90), rngs=nnx.Rngs(0))
+    assert paper.conv1.kernel.shape == (2, 2, 1, 8) and paper.conv3.kernel.shape == (2, 2, 16, 32)
+    for bad in ({"channels": (8, 16)}, {"channels": (8, 0, 32)}, {"kernel": 0}):
+        with pytest.raises(ValueError, match="channels must be"):
+            SoomroCNN(35, (80, 90), rngs=nnx.Rngs(0), **bad)
