@@ -41,6 +41,9 @@ GROUP = 32  # rows per GEMM of a refresh (see _State.refresh)
 # rows gathered at once by a refresh: bounds the copy (at d = 1000, 64 MB) where a refresh of
 # most rows once gathered them all (1.5 GB over the layer itself at 604,800 x 1000)
 REFRESH_ROWS = 16384
+# bytes of one block of the first streamed pass: each block is copied to the device (XLA:CPU
+# did not alias these host slices), two in flight; 65,536 x 1000 blocks held 0.5 GB
+FIRST_BLOCK_BYTES = 1 << 26
 PROBE = 32  # the last pivot's runners-up brought up to date first, for the next threshold
 WIDEN = 0.9  # rows enter the bookkeeping down to this times the guess, so scans of all n are few
 
@@ -62,13 +65,20 @@ def _first_distances(x, p: np.ndarray, chunk: int) -> np.ndarray:
 
     The last block ends at row ``n`` and overlaps the one before, so every block has one shape
     (one compile); padding a short last block instead cost a fresh zeroed block per call.
+    At most two blocks are in flight (the next dispatched while the last is read back):
+    dispatching them all at once put every block's device copy in memory together, 1 GB over
+    the layer itself at 604,800 x 1000 (``benchmarks/project_memory.py``).
     """
     n, pd = x.shape[0], jnp.asarray(p)
-    starts = [*range(0, n - chunk, chunk), n - chunk]
-    parts = [_sqdist_to(row_block(x, s, chunk), pd) for s in starts]
+    chunk = max(1, min(chunk, n, FIRST_BLOCK_BYTES // (4 * max(1, x.shape[1]))))
     out = np.empty(n, np.float32)
-    for s, part in zip(starts, parts):
-        out[s:s + chunk] = np.asarray(part)
+    pending = None
+    for s in [*range(0, n - chunk, chunk), n - chunk]:
+        part = _sqdist_to(row_block(x, s, chunk), pd)
+        if pending is not None:
+            out[pending[0]:pending[0] + chunk] = np.asarray(pending[1])
+        pending = (s, part)
+    out[pending[0]:pending[0] + chunk] = np.asarray(pending[1])
     return out
 
 
