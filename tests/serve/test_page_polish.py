@@ -103,6 +103,7 @@ PARAMS = FeatureParams(sample_rate=1000, duration_s=0.1, n_fft=32, hop_length=8,
 
 class _Predictor:
     labels, arch, params, input_kind = ["yes", "no"], "fake", PARAMS, "features"
+    metadata = {"arch": "fake", "labels": ["yes", "no"], "corpus": "dir:/toy"}
 
 
 class _Shared:
