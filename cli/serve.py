@@ -54,6 +54,9 @@ def add_parser(sub) -> None:
                    help="a projection .parquet from 'hearsight project' for the Embeddings "
                         "page, or a partitioned layout store (the folder that 'hearsight "
                         "project --cluster ... --out FOLDER' writes), drawn by dask")
+    s.add_argument("--busy-after", type=float, default=0.3, metavar="SECONDS",
+                   help="how long a session's work runs before its header says 'working…' "
+                        "(default 0.3; quicker work shows nothing, so nothing flickers)")
     s.add_argument("--cluster", default=None, metavar="ADDRESS",
                    help="draw a partitioned --projection on a Dask cluster: a scheduler "
                         "address (tcp://host:8786) or local:N for N worker processes here "
@@ -84,7 +87,8 @@ def run(args):
                  oauth_redirect_uri=getattr(args, "oauth_redirect_uri", None), procs=procs,
                  trusted_arch=getattr(args, "arch", None),
                  auth_file=getattr(args, "auth_file", None), corpus=corpus,
-                 cluster=getattr(args, "cluster", None))
+                 cluster=getattr(args, "cluster", None),
+                 busy_after=getattr(args, "busy_after", 0.3))
 
 
 def default_prior(args, model_dir) -> str | None:

@@ -247,7 +247,7 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
           show: bool = False, start: bool = True, separate=None, prior=None, projection=None,
           oauth_provider: str | None = None, oauth_redirect_uri: str | None = None,
           procs: int = 1, trusted_arch: str | None = None, auth_file: str | None = None,
-          corpus: str | None = None, cluster: str | None = None):
+          corpus: str | None = None, cluster: str | None = None, busy_after: float = 0.3):
     """Start the server (blocking when ``start``); returns the bokeh ``Server``.
 
     ``procs`` > 1 forks that many worker processes sharing the port (Bokeh's ``num_procs``);
@@ -263,6 +263,8 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
     pin_mmap_threshold()  # before any worker is forked: they inherit it
     if not 1 <= int(procs) <= 64:
         raise ValueError(f"--procs must be 1..64, got {procs}")
+    if not 0 <= float(busy_after) <= 60:
+        raise ValueError(f"--busy-after must be 0..60 seconds, got {busy_after}")
     limits = Limits.from_env()  # a bad HEARSIGHT_* value fails before the model loads
     kwargs = auth_kwargs(basic_auth, oauth_provider, oauth_redirect_uri, auth_file=auth_file,
                          limits=limits)
@@ -289,7 +291,7 @@ def serve(model_dir, *, port: int = 5006, address: str = "127.0.0.1",
         shared = Shared(model_dir, limits, **options)
         arch, app = shared.predictor.arch, (lambda: build_session(shared))
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
-    install_ordered_pool(THREADS)  # Panel's pool, keeping each session's events in order
+    install_ordered_pool(THREADS, busy_after=busy_after)  # Panel's pool, keeping each session's events in order
     if not origins:
         origins = [f"{h}:{port}" for h in ("localhost", "127.0.0.1")]
     freeze_startup_objects()

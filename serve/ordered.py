@@ -113,7 +113,7 @@ class SessionOrderedPool(ThreadPoolExecutor):
             on_busy(False)
 
 
-def install(threads: int) -> SessionOrderedPool:
+def install(threads: int, busy_after: float = 0.3) -> SessionOrderedPool:
     """Make Panel's callback pool a :class:`SessionOrderedPool` of ``threads`` workers."""
     import panel as pn
     from panel.io.state import state
@@ -123,5 +123,6 @@ def install(threads: int) -> SessionOrderedPool:
     if not isinstance(state._thread_pool, SessionOrderedPool):
         if state._thread_pool is not None:
             state._thread_pool.shutdown(wait=False)
-        state._thread_pool = SessionOrderedPool(max_workers=threads)
+        state._thread_pool = SessionOrderedPool(max_workers=threads, busy_after=busy_after)
+    state._thread_pool.busy_after = float(busy_after)
     return state._thread_pool

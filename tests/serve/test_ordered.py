@@ -162,3 +162,26 @@ def test_the_busy_badge_sits_in_the_header_instead_of_panels_process_wide_spinne
         assert shown.visible is False
     assert attach(pn.template.FastListTemplate(title="t"), doc=doc,
                   pool=ThreadPoolExecutor(1)) is None  # not an ordered pool: nothing attached
+
+
+def test_busy_after_out_of_range_is_refused_before_loading(tmp_path):
+    import serve.app as app
+
+    with pytest.raises(ValueError, match="--busy-after must be 0..60"):
+        app.serve(tmp_path / "no-model", busy_after=-1, start=False)
+
+
+def test_install_sets_the_pools_busy_after():
+    from panel.io.state import state
+
+    from serve.ordered import SessionOrderedPool, install
+
+    before = state._thread_pool
+    try:
+        pool = install(2, busy_after=0.05)
+        assert isinstance(pool, SessionOrderedPool) and pool.busy_after == 0.05
+        assert install(2).busy_after == 0.3  # the default again, on the same pool
+    finally:
+        if state._thread_pool is not before:
+            state._thread_pool.shutdown(wait=False)
+            state._thread_pool = before
