@@ -36,8 +36,9 @@ def add_parser(sub) -> None:
                    help="probability of gating quiet cells to silence")
     p.add_argument("--default-recipe", action="store_true",
                    help="train exactly the first-run default model's recipe "
-                        "(models.fit.DEFAULT_RECIPE: arch, epochs, seed, augmentation; "
-                        "the other training options are ignored)")
+                        "(models.fit.DEFAULT_RECIPE: arch, epochs, augmentation; with "
+                        "--seed, that seed instead of the recipe's 0; the other training "
+                        "options are ignored)")
     p.add_argument("--split-by", default="default", choices=["default", "speaker"])
     p.add_argument("--holdout-speaker", default=None, help="with --split-by speaker")
     p.add_argument("--resume", action="store_true",
@@ -46,13 +47,15 @@ def add_parser(sub) -> None:
 
 
 def run(args):
+    from dataclasses import replace
+
     from models.checkpoint import check_replaceable
     from models.fit import DEFAULT_RECIPE, FitConfig, fit
 
     check_replaceable(args.out)  # refuse a foreign --out before synthesising or training
     corpus = open_corpus_args(args.corpus, args)
     if getattr(args, "default_recipe", False):
-        config = DEFAULT_RECIPE
+        config = replace(DEFAULT_RECIPE, seed=args.seed)
     else:
         config = FitConfig(arch=args.arch, features=args.features, epochs=args.epochs,
                            batch_size=args.batch_size, learning_rate=args.lr,

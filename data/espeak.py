@@ -15,6 +15,7 @@ import ctypes
 import os
 import re
 import threading
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -67,6 +68,16 @@ class _Engine:
             raise RuntimeError(f"espeak_Initialize failed (returned {rate}) with data "
                                f"path {self.data_path}")
         self.sample_rate = int(rate)
+        # The breathy variants (f2, f3, f5, ...) mix in noise from the library's own
+        # generator, which espeak_Initialize seeds with time(NULL): the same clip differed
+        # from one second to the next (490 of the synth corpus's 3,360 clips between two
+        # builds). It is reseeded before every utterance from what is spoken (and the C
+        # library's rand(), which it also calls, with it).
+        self.set_seed = getattr(self.lib, "espeak_ng_SetRandSeed", None)  # NG >= 1.51
+        if self.set_seed is not None:
+            self.set_seed.argtypes, self.set_seed.restype = [ctypes.c_long], None
+        self.libc = ctypes.CDLL(None)
+        self.libc.srand.argtypes = [ctypes.c_uint]
         self._callback = _CALLBACK(self._collect)  # keep a reference: C holds the pointer
         self.lib.espeak_SetSynthCallback(self._callback)
 
@@ -85,6 +96,10 @@ class _Engine:
                                  (_VOLUME, 100)):
                 self.lib.espeak_SetParameter(param, int(value), 0)
             data = text.encode("utf-8") + b"\0"
+            seed = zlib.crc32(f"{voice}|{pitch}|{pitch_range}|{rate}|{text}".encode())
+            if self.set_seed is not None:
+                self.set_seed(seed)
+            self.libc.srand(seed)
             err = self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8,
                                         None, None)
             self.lib.espeak_Synchronize()

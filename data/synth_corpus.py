@@ -35,7 +35,8 @@ import numpy as np
 
 from data import synth
 
-SYNTH_VERSION = 1  # bump whenever rendering changes: the cache key does not hash the code
+SYNTH_VERSION = 2  # bump whenever rendering changes: the cache key does not hash the code
+# (2: the breathy voices are seeded per utterance; they were seeded by the clock)
 
 
 @dataclass(frozen=True)

@@ -117,3 +117,19 @@ def test_weight_averaged_batch_norm_models_get_statistics_of_their_own(tiny_corp
     assert len(saved) == 8
     for a, b in zip(saved, again):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("argv, seed", [([], 0), (["--seed", "2"], 2)])
+def test_train_default_recipe_takes_a_seed(monkeypatch, tmp_path, argv, seed):
+    """`hearsight train --default-recipe --seed N`: the recipe at another seed (how its seed
+    spread is measured); without --seed, the recipe itself."""
+    import cli.train as train_cli
+    from cli.main import main
+
+    seen = {}
+    monkeypatch.setattr(train_cli, "open_corpus_args", lambda spec, args: spec)
+    monkeypatch.setattr(fit_module, "fit", lambda corpus, out, config, **kw: seen.update(
+        config=config) or {})
+    main(["train", "--corpus", "synth", "--default-recipe", "--arch", "ddevis_cnn",
+          "--epochs", "3", "--out", str(tmp_path / "m"), *argv])
+    assert seen["config"] == replace(DEFAULT_RECIPE, seed=seed)
